@@ -6,9 +6,16 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { parseDuration } from './duration.js';
 import { DssnapError } from './errors.js';
 
-const duration = z.union([z.string(), z.number()]);
+const duration = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+  try {
+    parseDuration(value, 'option');
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'not a duration: write a number with a unit, e.g. 500ms, 30s, 5m, 2h' });
+  }
+});
 const stringList = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]));
 
 /** Every option a backup run takes. Names are camelCase here, kebab-case on the command line and in files. */
@@ -37,6 +44,8 @@ export const backupOptionsSchema = z.strictObject({
   stateDir: z.string().default('/var/lib/dssnap'),
   mountRoot: z.string().default('/run/dssnap'),
   snapshotDir: z.string().optional(),
+  /** Provider-specific settings (config file only), validated strictly by the provider. */
+  providerOptions: z.record(z.string(), z.unknown()).optional(),
   sshCommand: z.string().optional(),
 });
 export type BackupOptions = z.output<typeof backupOptionsSchema>;

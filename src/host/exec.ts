@@ -22,6 +22,11 @@ export interface RunOptions {
   /** Called with each line of stdout as it arrives (progress, streamed installer output). */
   onStdoutLine?: (line: string) => void;
   onStderrLine?: (line: string) => void;
+  /**
+   * Do not keep stdout in memory (still streamed to onStdoutLine): rsync's progress output grows with
+   * the number of files and would hit the buffer limit on a million-file DATA_DIR.
+   */
+  discardStdout?: boolean;
 }
 
 export interface RunResult {
@@ -122,6 +127,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     reject: false,
     stripFinalNewline: false,
     stdin: options.input === undefined ? 'ignore' : 'pipe',
+    buffer: { stdout: !options.discardStdout, stderr: true },
   });
   if (options.onStdoutLine) forwardLines(subprocess.stdout, options.onStdoutLine);
   if (options.onStderrLine) forwardLines(subprocess.stderr, options.onStderrLine);

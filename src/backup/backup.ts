@@ -1,0 +1,459 @@
+/**
+ * One backup run, both modes (DESIGN.md §1). Preflight changes nothing; every later step that changes
+ * the world goes through the runner, which journals it and knows its undo, so a failure, a signal or a
+ * SIGKILL followed by `dssnap recover` leaves the host as it was: DSS running, nothing frozen, nothing
+ * mounted, no snapshot or partial copy left (unless `--keep-snapshot` retained it on purpose).
+ * The same code, with a dry-run runner, produces `dssnap plan`.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { catalogDir, type Manifest, writeManifest } from '../catalog/manifest.js';
+import type { BackupOptions } from '../config.js';
+import { createGeneration } from '../copy/rsync-generations.js';
+import { createArchive } from '../copy/tar-archive.js';
+import type { CopyProgress, CopyResult } from '../copy/types.js';
+import { stopDss } from '../dss/control.js';
+import { parseDuration } from '../duration.js';
+import { DssnapError, ExitCode, type ExitCodeValue } from '../errors.js';
+import { whileFrozen } from '../host/fsfreeze.js';
+import { mountReadOnly } from '../host/mounts.js';
+import type { Logger } from '../log.js';
+import { archiveJournal, createRunId, type Json, openJournal } from '../procedure/journal.js';
+import { acquireLock } from '../procedure/lock.js';
+import { createRunner, type PlannedStep, type Runner } from '../procedure/runner.js';
+import { TagKey, type Snapshot, type Tags } from '../provider/types.js';
+import { waitForSnapshotsReady } from '../provider/wait.js';
+import type { Destination } from './destination.js';
+import { type Preflight, preflight } from './preflight.js';
+import { recoverRun } from './recover.js';
+import { type CopyIntent, StepKind, type StepKindName, undoHandlers } from './undo-steps.js';
+
+export interface BackupDeps {
+  log: Logger;
+  /** Aborted on SIGINT/SIGTERM by the CLI: the run undoes everything and fails with INTERRUPTED. */
+  signal?: AbortSignal;
+  onProgress?: (progress: CopyProgress) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface BackupResult {
+  runId: string;
+  backupId: string;
+  phase: Manifest['phase'];
+  exitCode: ExitCodeValue;
+  manifest: Manifest;
+  manifestPath: string;
+}
+
+export interface BackupPlan {
+  runId: string;
+  preflight: Preflight;
+  steps: readonly PlannedStep[];
+}
+
+/** Run a backup. Returns the manifest of a completed run; throws a DssnapError after undoing everything. */
+export async function runBackup(options: BackupOptions, deps: BackupDeps): Promise<BackupResult> {
+  const startedAt = new Date();
+  const runId = createRunId(startedAt);
+  const log = deps.log.child({ runId });
+  const plan = await preflight(options, { log, env: deps.env ?? process.env });
+
+  const acquired = acquireLock(options.stateDir, plan.dataDir.path, runId);
+  try {
+    if (acquired.staleRunId) {
+      log.warn({ staleRunId: acquired.staleRunId }, 'A previous run died holding the lock; recovering it first');
+      await recoverRun(options.stateDir, acquired.staleRunId, log);
+    }
+    const journal = openJournal(options.stateDir, runId, journalMeta(options, plan, runId));
+    const runner = createRunner({ runId, journal, log, ...(deps.signal ? { signal: deps.signal } : {}) });
+    let manifest: Manifest;
+    try {
+      manifest = await execute(options, plan, runner, { ...deps, log }, startedAt);
+    } catch (error) {
+      const failure = deps.signal?.aborted ? new DssnapError('INTERRUPTED', 'The backup was interrupted; everything it did was undone', { cause: error }) : error;
+      const summary = await runner.finish(failure);
+      journal.close();
+      if (summary.undoFailures.length === 0) archiveJournal(journal.path);
+      else log.error({ journal: journal.path }, 'Some undo steps failed; run dssnap recover');
+      throw failure;
+    }
+    let manifestPath: string;
+    try {
+      manifestPath = await writeManifest(manifestDir(options, plan.destination), manifest);
+    } catch (error) {
+      await runner.finish(error);
+      journal.close();
+      throw error;
+    }
+    // Catalogued: the copy is a backup now, nothing of it is to be undone any more.
+    runner.dropUndo(StepKind.copy);
+    await runner.finish();
+    journal.close();
+    archiveJournal(journal.path);
+    log.info({ backupId: manifest.id, pauseMs: manifest.pauseMs, phase: manifest.phase }, 'Backup done');
+    return {
+      runId,
+      backupId: manifest.id,
+      phase: manifest.phase,
+      exitCode: manifest.phase === 'completed' ? ExitCode.ok : ExitCode.completedWithWarnings,
+      manifest,
+      manifestPath,
+    };
+  } finally {
+    acquired.lock.release();
+  }
+}
+
+/** Every step a backup would take with these options, without taking any (`dssnap plan`). */
+export async function planBackup(options: BackupOptions, deps: BackupDeps): Promise<BackupPlan> {
+  const runId = createRunId();
+  const plan = await preflight(options, { log: deps.log, env: deps.env ?? process.env });
+  const runner = createRunner({ runId, log: deps.log, dryRun: true });
+  await execute(options, plan, runner, deps, new Date());
+  return { runId, preflight: plan, steps: runner.plan };
+}
+
+function manifestDir(options: BackupOptions, destination: Destination | undefined): string {
+  return destination?.kind === 'local' ? catalogDir(destination.path) : join(options.stateDir, 'catalog');
+}
+
+/** What `dssnap recover` needs to rebuild the undo handlers of this run in another process. */
+export interface BackupJournalMeta {
+  command: 'backup';
+  runId: string;
+  dataDir: string;
+  stateDir: string;
+  mode: 'snapshot' | 'cold';
+  provider: string | null;
+  providerSettings: Record<string, unknown>;
+  startTimeoutMs: number;
+}
+
+function journalMeta(options: BackupOptions, plan: Preflight, runId: string): Json {
+  const meta: BackupJournalMeta = {
+    command: 'backup',
+    runId,
+    dataDir: plan.dataDir.path,
+    stateDir: options.stateDir,
+    mode: plan.mode,
+    provider: plan.provider?.id ?? null,
+    providerSettings: plan.providerSettings ?? {},
+    startTimeoutMs: parseDuration(options.startTimeout, '--start-timeout'),
+  };
+  return meta as unknown as Json;
+}
+
+interface RunContext {
+  options: BackupOptions;
+  plan: Preflight;
+  runner: Runner;
+  deps: BackupDeps;
+  runId: string;
+  backupId: string;
+  tags: Tags;
+  undo: (kind: StepKindName, intent: unknown) => (result: unknown) => Promise<void>;
+}
+
+async function execute(
+  options: BackupOptions,
+  plan: Preflight,
+  runner: Runner,
+  deps: BackupDeps,
+  startedAt: Date,
+): Promise<Manifest> {
+  const runId = runner.runId;
+  const handlers = undoHandlers({
+    log: deps.log,
+    runId,
+    dataDir: plan.dataDir,
+    provider: async () => {
+      if (!plan.provider) throw new DssnapError('INTERNAL', 'No provider in this run');
+      return plan.provider;
+    },
+    startTimeoutMs: parseDuration(options.startTimeout, '--start-timeout'),
+  });
+  const ctx: RunContext = {
+    options,
+    plan,
+    runner,
+    deps,
+    runId,
+    backupId: runId,
+    tags: {
+      [TagKey.runId]: runId,
+      [TagKey.dataDir]: plan.dataDir.path,
+      [TagKey.createdAt]: startedAt.toISOString(),
+    },
+    // The live undo is the recovery handler fed with what the journal would hold.
+    undo: (kind, intent) => async (result) =>
+      handlers[kind]({ intent: intent as Json, record: result as Json | undefined, done: result !== undefined }),
+  };
+
+  await runner.step({
+    kind: 'check-jobs',
+    title: 'Check that no DSS job or scenario is running',
+    run: (signal) => plan.checkJobs(signal),
+    preview: () => undefined,
+  });
+
+  let snapshots: Snapshot[] = [];
+  let pauseMs: number;
+  let copy: CopyResult | undefined;
+  if (plan.mode === 'cold') {
+    const stopped = performance.now();
+    await stopDssStep(ctx);
+    copy = await copyStep(ctx, plan.dataDir.path);
+    // On failure the runner's undo starts DSS; here it is started right after the copy.
+    await runner.undoNow(StepKind.stopDss);
+    pauseMs = performance.now() - stopped;
+  } else {
+    const taken = await snapshotSteps(ctx);
+    snapshots = taken.snapshots;
+    pauseMs = taken.pauseMs;
+    const provider = plan.provider!;
+    await runner.step({
+      kind: 'wait-snapshots',
+      title: 'Wait until the snapshots are usable',
+      run: (signal) =>
+        waitForSnapshotsReady(provider, snapshots, {
+          deadlineMs: parseDuration(options.snapshotTimeout, '--snapshot-timeout'),
+          signal,
+        }),
+      preview: () => undefined,
+    });
+    if (options.copy === 'full') copy = await copyFromSnapshot(ctx, snapshots[0]!);
+    if (options.keepSnapshot) {
+      snapshots = await runner.step({
+        kind: 'retain-snapshots',
+        title: 'Retain the snapshots (tagged, subject to retention)',
+        run: async () => {
+          const retained: Snapshot[] = [];
+          for (const snapshot of snapshots) retained.push(await provider.retain(snapshot, { [TagKey.retain]: 'true' }));
+          return retained;
+        },
+        preview: () => snapshots,
+      });
+      runner.dropUndo(StepKind.snapshot);
+    } else {
+      await runner.undoNow(StepKind.snapshot);
+    }
+  }
+
+  const warnings = [...runner.warnings.map((w) => w.message), ...(copy?.warnings ?? [])];
+  const finishedAt = new Date();
+  return {
+    schemaVersion: 1,
+    id: ctx.backupId,
+    runId,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    phase: warnings.length > 0 ? 'completed-with-warnings' : 'completed',
+    mode: plan.mode,
+    ...(plan.provider ? { provider: plan.provider.id } : {}),
+    quiesce: plan.quiesce,
+    dataDir: plan.dataDir.path,
+    host: hostname(),
+    dss: {
+      productVersion: plan.dataDir.version.productVersion,
+      confVersion: plan.dataDir.version.confVersion,
+      nodeType: plan.dataDir.nodeType,
+    },
+    ...(copy
+      ? {
+          copy: {
+            format: options.format,
+            location: copy.location,
+            ...(options.format === 'tar' ? { compression: options.compression } : {}),
+            ...(plan.previousGeneration && options.format === 'rsync' ? { basedOn: plan.previousGeneration } : {}),
+          },
+        }
+      : {}),
+    snapshots: snapshots.map((s) => ({
+      id: s.id,
+      provider: s.provider,
+      volumeId: s.volumeId,
+      createdAt: s.createdAt,
+      retained: options.keepSnapshot,
+    })),
+    exclusions: { classes: [...plan.exclusions.classes], patterns: [...plan.exclusions.patterns] },
+    stats: copy
+      ? { files: copy.stats.files, totalBytes: copy.stats.totalBytes, transferredBytes: copy.stats.transferredBytes }
+      : { files: 0, totalBytes: 0, transferredBytes: 0 },
+    pauseMs: Math.round(pauseMs * 10) / 10,
+    durationMs: finishedAt.getTime() - startedAt.getTime(),
+    steps: runner.timings
+      .filter((t) => !t.undo)
+      .map((t) => ({ kind: t.kind, title: t.title, durationMs: Math.round(t.durationMs) })),
+    warnings,
+  };
+}
+
+async function stopDssStep(ctx: RunContext): Promise<void> {
+  const intent = { dataDir: ctx.plan.dataDir.path };
+  await ctx.runner.step({
+    kind: StepKind.stopDss,
+    title: 'Stop DSS (bin/dss stop)',
+    intent,
+    run: async (signal) => {
+      await stopDss(ctx.plan.dataDir, {
+        timeoutMs: parseDuration(ctx.options.stopTimeout, '--stop-timeout'),
+        signal,
+        log: ctx.deps.log,
+      });
+    },
+    // Whatever stop did (even a stop that timed out half-way), DSS is started again.
+    undo: async () => ctx.undo(StepKind.stopDss, intent)(null),
+    preview: () => undefined,
+  });
+}
+
+/** Quiesce, snapshot, release the quiesce at once: the pause is measured around exactly this. */
+async function snapshotSteps(ctx: RunContext): Promise<{ snapshots: Snapshot[]; pauseMs: number }> {
+  const { plan, runner } = ctx;
+  const provider = plan.provider!;
+  const snapshotIntent = { provider: provider.id, runId: ctx.runId, volumeIds: plan.volumes.map((v) => v.id) };
+  const takeSnapshots = () =>
+    runner.step({
+      kind: StepKind.snapshot,
+      title: `Snapshot ${plan.volumes.map((v) => v.id).join(', ')} (${provider.id})`,
+      intent: snapshotIntent,
+      run: () => provider.createSnapshots(plan.volumes, { ...ctx.tags, [TagKey.role]: 'snapshot' }),
+      record: (snapshots) => ({ snapshots }) as unknown as Json,
+      undo: (snapshots) => ctx.undo(StepKind.snapshot, snapshotIntent)(snapshots ? { snapshots } : undefined),
+      preview: () =>
+        plan.volumes.map((volume) => ({
+          id: `<snapshot of ${volume.id}>`,
+          provider: provider.id,
+          volumeId: volume.id,
+          createdAt: new Date().toISOString(),
+          tags: ctx.tags,
+        })),
+    });
+
+  if (plan.quiesce === 'fsfreeze') {
+    const mountPoints = [...new Set(plan.volumes.map((v) => v.mountPoint))];
+    const freezeIntent = { mountPoints };
+    // Journaled before freezing, so that a SIGKILL while frozen is thawed by `recover`.
+    await runner.step({
+      kind: StepKind.freeze,
+      title: `Freeze ${mountPoints.join(', ')} for the snapshot instant (fsfreeze)`,
+      intent: freezeIntent,
+      run: async () => undefined,
+      undo: () => ctx.undo(StepKind.freeze, freezeIntent)(null),
+      preview: () => undefined,
+    });
+    if (runner.dryRun) {
+      const snapshots = await takeSnapshots();
+      await runner.undoNow(StepKind.freeze);
+      return { snapshots, pauseMs: 0 };
+    }
+    try {
+      const frozen = await whileFrozen(mountPoints, takeSnapshots, {
+        maxPauseMs: parseDuration(ctx.options.maxPause, '--max-pause'),
+        log: ctx.deps.log,
+      });
+      return { snapshots: frozen.value, pauseMs: frozen.pauseMs };
+    } finally {
+      await runner.undoNow(StepKind.freeze);
+    }
+  }
+  if (plan.quiesce === 'stop') {
+    const stopped = performance.now();
+    await stopDssStep(ctx);
+    const snapshots = await takeSnapshots();
+    await runner.undoNow(StepKind.stopDss);
+    return { snapshots, pauseMs: performance.now() - stopped };
+  }
+  // quiesce none: the snapshot call itself is the only moment writers may be held (btrfs, LVM).
+  const started = performance.now();
+  const snapshots = await takeSnapshots();
+  return { snapshots, pauseMs: performance.now() - started };
+}
+
+async function copyFromSnapshot(ctx: RunContext, snapshot: Snapshot): Promise<CopyResult> {
+  const { plan, runner } = ctx;
+  const provider = plan.provider!;
+  const volume = plan.volumes[0]!;
+  const exposeIntent = { snapshot };
+  const exposure = await runner.step({
+    kind: StepKind.expose,
+    title: `Expose snapshot ${snapshot.id} on this host`,
+    intent: exposeIntent as unknown as Json,
+    run: () => provider.expose(snapshot, { ...ctx.tags, [TagKey.role]: 'exposure' }),
+    record: (exposure) => ({ exposure }) as unknown as Json,
+    undo: (exposure) => ctx.undo(StepKind.expose, exposeIntent)(exposure ? { exposure } : undefined),
+    preview: () => ({ snapshotId: snapshot.id, directory: `<${provider.id} snapshot ${snapshot.id}>`, resources: [] }),
+  });
+  let root = exposure.directory;
+  if (!root) {
+    if (!exposure.device) {
+      throw new DssnapError('PROVIDER_ERROR', `Provider ${provider.id} exposed neither a directory nor a device`);
+    }
+    const mountIntent = {
+      mountPoint: join(ctx.options.mountRoot, ctx.runId, snapshot.id.replace(/[^A-Za-z0-9._-]/g, '_')),
+      device: exposure.device,
+      fsType: exposure.fsType ?? volume.fsType,
+    };
+    await runner.step({
+      kind: StepKind.mount,
+      title: `Mount ${exposure.device} read-only at ${mountIntent.mountPoint}`,
+      intent: mountIntent,
+      run: () => mountReadOnly(mountIntent.device, mountIntent.mountPoint, mountIntent.fsType),
+      undo: () => ctx.undo(StepKind.mount, mountIntent)(null),
+      preview: () => undefined,
+    });
+    root = mountIntent.mountPoint;
+  }
+  const copy = await copyStep(ctx, join(root, volume.relativePath));
+  if (!exposure.directory) await runner.undoNow(StepKind.mount);
+  await runner.undoNow(StepKind.expose);
+  return copy;
+}
+
+async function copyStep(ctx: RunContext, source: string): Promise<CopyResult> {
+  const { options, plan } = ctx;
+  const destination = options.to!;
+  const intent: CopyIntent = {
+    format: options.format,
+    destination,
+    backupId: ctx.backupId,
+    ...(options.sshCommand ? { sshCommand: options.sshCommand } : {}),
+  };
+  const result = await ctx.runner.step({
+    kind: StepKind.copy,
+    title: `Copy ${source} to ${destination} (${options.format === 'rsync' ? `rsync generation${plan.previousGeneration ? ` linked to ${plan.previousGeneration}` : ', first full copy'}` : `tar + ${options.compression}`})`,
+    intent: intent as unknown as Json,
+    run: (signal) =>
+      options.format === 'rsync'
+        ? createGeneration({
+            source,
+            destination,
+            backupId: ctx.backupId,
+            ...(plan.previousGeneration ? { previousBackupId: plan.previousGeneration } : {}),
+            excludes: plan.exclusions.patterns,
+            signal,
+            log: ctx.deps.log,
+            ...(options.sshCommand ? { sshCommand: options.sshCommand } : {}),
+            ...(ctx.deps.onProgress ? { onProgress: ctx.deps.onProgress } : {}),
+          })
+        : createArchive({
+            source,
+            destination,
+            backupId: ctx.backupId,
+            compression: options.compression,
+            ...(options.compressionLevel ? { level: options.compressionLevel } : {}),
+            excludes: plan.exclusions.patterns,
+            signal,
+            log: ctx.deps.log,
+          }),
+    record: (result) => ({ location: result.location }),
+    undo: (result) => ctx.undo(StepKind.copy, intent)(result ? { location: result.location } : undefined),
+    preview: () => ({
+      location: `${destination}/${ctx.backupId}`,
+      warnings: [],
+      stats: { files: 0, totalBytes: plan.estimatedBytes ?? 0, transferredBytes: 0, durationMs: 0 },
+    }),
+  });
+  for (const warning of result.warnings) ctx.deps.log.warn({ warning }, 'Copy completed with a warning');
+  return result;
+}
