@@ -135,11 +135,20 @@ function neededBytes(treeBytes: number, format: 'rsync' | 'tar', previous: strin
  * filesystem holding dssnap's state, mounts or temp files (ec2-consistent-snapshot: "can hang if its
  * output goes to a filesystem being frozen").
  */
+/** Filesystems whose kernel driver implements freeze (FIFREEZE); tmpfs, overlay, NFS and FUSE do not. */
+const freezableFilesystems = new Set(['ext3', 'ext4', 'xfs', 'jfs', 'reiserfs', 'f2fs', 'nilfs2', 'gfs2', 'ocfs2']);
+
 async function checkFreezable(volumes: readonly Volume[], options: BackupOptions): Promise<void> {
   requireTool('fsfreeze', 'util-linux');
   const own = [options.stateDir, options.mountRoot, tmpdir()];
   for (const volume of volumes) {
-    const target = (await mountOf(volume.mountPoint)).target;
+    const mount = await mountOf(volume.mountPoint);
+    const target = mount.target;
+    if (!freezableFilesystems.has(mount.fsType)) {
+      throw new DssnapError('UNSUPPORTED', `fsfreeze is not supported on ${mount.fsType} (${target})`, {
+        hint: `Filesystems that can be frozen: ${[...freezableFilesystems].join(', ')}. Use --quiesce stop (DSS is stopped for the snapshot instant).`,
+      });
+    }
     if (target === '/') {
       throw new DssnapError('UNSUPPORTED', `Refusing to fsfreeze the root filesystem: DATA_DIR is on / (${volume.id})`, {
         hint: 'Freezing / blocks the whole host, dssnap included. Put DATA_DIR on its own volume, or use --quiesce stop.',
