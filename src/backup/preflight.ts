@@ -2,7 +2,9 @@
  * Preflight: every check that can refuse a run, done before anything changes (no lock, no journal,
  * no stop, no snapshot). `dssnap plan` shows its result; `backup` acts on it.
  */
-import { latestGeneration } from '../copy/rsync-generations.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { catalogDir, readManifests } from '../catalog/manifest.js';
 import type { BackupOptions } from '../config.js';
 import { parseDuration } from '../duration.js';
 import { measureExclusions, type ResolvedExclusions, resolveExclusions } from '../dss/exclusions.js';
@@ -89,8 +91,16 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
     requireTool(options.format === 'rsync' ? 'rsync' : 'tar', options.format === 'rsync' ? 'rsync' : 'tar');
     if (options.format === 'tar') requireTool(options.compression, options.compression);
     destination = await checkDestination(options.to!, dataDir.path);
+    if (destination.kind === 'remote' && options.format === 'rsync') {
+      // Remote generations are catalogued in the state dir (the catalog must stay readable offline).
+      const prefix = `${options.to!.replace(/\/+$/, '')}/`;
+      const remote = (await readManifests(join(options.stateDir, 'catalog'))).filter(
+        (m) => m.dataDir === dataDir.path && m.copy?.format === 'rsync' && m.copy.location.startsWith(prefix),
+      );
+      previousGeneration = remote.at(-1)?.id;
+    }
     if (destination.kind === 'local') {
-      if (options.format === 'rsync') previousGeneration = await latestGeneration(destination.path);
+      if (options.format === 'rsync') previousGeneration = await previousGenerationOf(destination.path, dataDir.path);
       if (!options.force) {
         estimatedBytes = await copiedBytes(dataDir.path, exclusions);
         await checkFreeSpace(destination.path, neededBytes(estimatedBytes, options.format, previousGeneration));
@@ -111,6 +121,19 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
     ...(estimatedBytes !== undefined ? { estimatedBytes } : {}),
     checkJobs: jobsCheck(options, deps, mode === 'cold' || quiesce === 'stop'),
   };
+}
+
+/**
+ * The newest catalogued rsync generation of this DATA_DIR that is still on disk: the base the next one
+ * hard-links to. Only catalogued generations count — never a stray directory (lost+found) or the copy
+ * of a failed run.
+ */
+async function previousGenerationOf(destination: string, dataDir: string): Promise<string | undefined> {
+  const manifests = await readManifests(catalogDir(destination));
+  const candidates = manifests.filter(
+    (m) => m.dataDir === dataDir && m.copy?.format === 'rsync' && existsSync(join(destination, m.id)),
+  );
+  return candidates.at(-1)?.id;
 }
 
 /** Size of DATA_DIR less its excluded class folders (user patterns are not measured). */
