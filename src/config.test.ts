@@ -64,7 +64,11 @@ describe('configuration sources', () => {
     const file = join(dir, 'dssnap.yaml');
     await writeFile(file, 'data-dir: /data/dss\nkeep-snapshot: true\nexclude-class: [logs, other]\n');
 
-    expect(readConfigFile(file)).toEqual({ dataDir: '/data/dss', keepSnapshot: true, excludeClass: ['logs', 'other'] });
+    expect(readConfigFile(file)).toEqual({
+      dataDir: '/data/dss',
+      keepSnapshot: true,
+      excludeClass: ['logs', 'other'],
+    });
   });
 
   it('reports a broken file with its path', async () => {

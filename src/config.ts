@@ -13,7 +13,10 @@ const duration = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
   try {
     parseDuration(value, 'option');
   } catch {
-    ctx.addIssue({ code: 'custom', message: 'not a duration: write a number with a unit, e.g. 500ms, 30s, 5m, 2h' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'not a duration: write a number with a unit, e.g. 500ms, 30s, 5m, 2h',
+    });
   }
 });
 const stringList = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]));
@@ -68,19 +71,30 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new DssnapError('CONFIG_INVALID', `Cannot read the config file ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new DssnapError(
+      'CONFIG_INVALID',
+      `Cannot read the config file ${path}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
   let parsed: unknown;
   try {
     parsed = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw new DssnapError('CONFIG_INVALID', `The config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`, { cause: error });
+    throw new DssnapError(
+      'CONFIG_INVALID',
+      `The config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new DssnapError('CONFIG_INVALID', `The config file ${path} must hold a mapping of option names to values`);
+    throw new DssnapError(
+      'CONFIG_INVALID',
+      `The config file ${path} must hold a mapping of option names to values`,
+    );
   }
   return Object.fromEntries(Object.entries(parsed).map(([key, value]) => [camelCase(key), value]));
 }
@@ -110,7 +124,10 @@ export interface OptionSources {
 }
 
 /** Merge the sources (flags > env > file > defaults) and validate strictly. */
-export function resolveOptions<S extends z.ZodObject<z.ZodRawShape>>(schema: S, sources: OptionSources): z.output<S> {
+export function resolveOptions<S extends z.ZodObject<z.ZodRawShape>>(
+  schema: S,
+  sources: OptionSources,
+): z.output<S> {
   const valid = Object.keys(schema.shape);
   for (const [origin, values] of [
     [sources.filePath ? `config file ${sources.filePath}` : 'config file', sources.file],
@@ -130,10 +147,20 @@ export function resolveOptions<S extends z.ZodObject<z.ZodRawShape>>(schema: S, 
     const issue = parsed.error.issues[0]!;
     const key = String(issue.path[0] ?? '');
     const value = key ? (merged as Record<string, unknown>)[key] : undefined;
-    const shown = value === undefined ? 'nothing' : `${JSON.stringify(value)} (a ${Array.isArray(value) ? 'list' : typeof value})`;
-    throw new DssnapError('CONFIG_INVALID', `Invalid value for --${kebabCase(key)}: ${shown}: ${issue.message}`, {
-      hint: value === undefined ? `Give --${kebabCase(key)}, ${envName(key)} or '${kebabCase(key)}:' in the config file.` : undefined,
-    });
+    const shown =
+      value === undefined
+        ? 'nothing'
+        : `${JSON.stringify(value)} (a ${Array.isArray(value) ? 'list' : typeof value})`;
+    throw new DssnapError(
+      'CONFIG_INVALID',
+      `Invalid value for --${kebabCase(key)}: ${shown}: ${issue.message}`,
+      {
+        hint:
+          value === undefined
+            ? `Give --${kebabCase(key)}, ${envName(key)} or '${kebabCase(key)}:' in the config file.`
+            : undefined,
+      },
+    );
   }
   return parsed.data;
 }

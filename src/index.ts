@@ -2,7 +2,13 @@
  * dssnap as a library: the same operations as the CLI, with typed options, results and errors.
  * Cloud SDKs load only when their provider is used.
  */
-export { type BackupDeps, type BackupPlan, type BackupResult, planBackup, runBackup } from './backup/backup.js';
+export {
+  type BackupDeps,
+  type BackupPlan,
+  type BackupResult,
+  planBackup,
+  runBackup,
+} from './backup/backup.js';
 export { type RecoverOutcome, recoverAllRuns } from './backup/recover.js';
 export { catalogDir, type Manifest, readManifests } from './catalog/manifest.js';
 export { type BackupOptions, backupOptionsSchema, readConfigFile, resolveOptions } from './config.js';

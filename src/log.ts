@@ -3,7 +3,7 @@
  * child loggers accumulate context (runId, provider, snapshotId). Secrets are redacted here, once,
  * not by each caller.
  */
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { type Logger, type LoggerOptions, pino } from 'pino';
 
 export type { Logger };
 export type LogFormat = 'pretty' | 'json';

@@ -21,7 +21,7 @@ import type { Logger } from '../log.js';
 import { archiveJournal, createRunId, type Json, openJournal } from '../procedure/journal.js';
 import { acquireLock } from '../procedure/lock.js';
 import { createRunner, type PlannedStep, type Runner } from '../procedure/runner.js';
-import { TagKey, type Snapshot, type Tags } from '../provider/types.js';
+import { type Snapshot, TagKey, type Tags } from '../provider/types.js';
 import { waitForSnapshotsReady } from '../provider/wait.js';
 import type { Destination } from './destination.js';
 import { type Preflight, preflight } from './preflight.js';
@@ -61,7 +61,10 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
   const acquired = acquireLock(options.stateDir, plan.dataDir.path, runId);
   try {
     if (acquired.staleRunId) {
-      log.warn({ staleRunId: acquired.staleRunId }, 'A previous run died holding the lock; recovering it first');
+      log.warn(
+        { staleRunId: acquired.staleRunId },
+        'A previous run died holding the lock; recovering it first',
+      );
       await recoverRun(options.stateDir, acquired.staleRunId, log);
     }
     const journal = openJournal(options.stateDir, runId, journalMeta(options, plan, runId));
@@ -70,7 +73,11 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
     try {
       manifest = await execute(options, plan, runner, { ...deps, log }, startedAt);
     } catch (error) {
-      const failure = deps.signal?.aborted ? new DssnapError('INTERRUPTED', 'The backup was interrupted; everything it did was undone', { cause: error }) : error;
+      const failure = deps.signal?.aborted
+        ? new DssnapError('INTERRUPTED', 'The backup was interrupted; everything it did was undone', {
+            cause: error,
+          })
+        : error;
       const summary = await runner.finish(failure);
       journal.close();
       if (summary.undoFailures.length === 0) archiveJournal(journal.path);
@@ -186,7 +193,11 @@ async function execute(
     },
     // The live undo is the recovery handler fed with what the journal would hold.
     undo: (kind, intent) => async (result) =>
-      handlers[kind]({ intent: intent as Json, record: result as Json | undefined, done: result !== undefined }),
+      handlers[kind]({
+        intent: intent as Json,
+        record: result as Json | undefined,
+        done: result !== undefined,
+      }),
   };
 
   await runner.step({
@@ -228,7 +239,8 @@ async function execute(
         title: 'Retain the snapshots (tagged, subject to retention)',
         run: async () => {
           const retained: Snapshot[] = [];
-          for (const snapshot of snapshots) retained.push(await provider.retain(snapshot, { [TagKey.retain]: 'true' }));
+          for (const snapshot of snapshots)
+            retained.push(await provider.retain(snapshot, { [TagKey.retain]: 'true' }));
           return retained;
         },
         preview: () => snapshots,
@@ -264,7 +276,9 @@ async function execute(
             format: options.format,
             location: copy.location,
             ...(options.format === 'tar' ? { compression: options.compression } : {}),
-            ...(plan.previousGeneration && options.format === 'rsync' ? { basedOn: plan.previousGeneration } : {}),
+            ...(plan.previousGeneration && options.format === 'rsync'
+              ? { basedOn: plan.previousGeneration }
+              : {}),
           },
         }
       : {}),
@@ -277,7 +291,11 @@ async function execute(
     })),
     exclusions: { classes: [...plan.exclusions.classes], patterns: [...plan.exclusions.patterns] },
     stats: copy
-      ? { files: copy.stats.files, totalBytes: copy.stats.totalBytes, transferredBytes: copy.stats.transferredBytes }
+      ? {
+          files: copy.stats.files,
+          totalBytes: copy.stats.totalBytes,
+          transferredBytes: copy.stats.transferredBytes,
+        }
       : { files: 0, totalBytes: 0, transferredBytes: 0 },
     pauseMs: Math.round(pauseMs * 10) / 10,
     durationMs: finishedAt.getTime() - startedAt.getTime(),
@@ -311,7 +329,11 @@ async function stopDssStep(ctx: RunContext): Promise<void> {
 async function snapshotSteps(ctx: RunContext): Promise<{ snapshots: Snapshot[]; pauseMs: number }> {
   const { plan, runner } = ctx;
   const provider = plan.provider!;
-  const snapshotIntent = { provider: provider.id, runId: ctx.runId, volumeIds: plan.volumes.map((v) => v.id) };
+  const snapshotIntent = {
+    provider: provider.id,
+    runId: ctx.runId,
+    volumeIds: plan.volumes.map((v) => v.id),
+  };
   const takeSnapshots = () =>
     runner.step({
       kind: StepKind.snapshot,
@@ -382,12 +404,19 @@ async function copyFromSnapshot(ctx: RunContext, snapshot: Snapshot): Promise<Co
     run: () => provider.expose(snapshot, { ...ctx.tags, [TagKey.role]: 'exposure' }),
     record: (exposure) => ({ exposure }) as unknown as Json,
     undo: (exposure) => ctx.undo(StepKind.expose, exposeIntent)(exposure ? { exposure } : undefined),
-    preview: () => ({ snapshotId: snapshot.id, directory: `<${provider.id} snapshot ${snapshot.id}>`, resources: [] }),
+    preview: () => ({
+      snapshotId: snapshot.id,
+      directory: `<${provider.id} snapshot ${snapshot.id}>`,
+      resources: [],
+    }),
   });
   let root = exposure.directory;
   if (!root) {
     if (!exposure.device) {
-      throw new DssnapError('PROVIDER_ERROR', `Provider ${provider.id} exposed neither a directory nor a device`);
+      throw new DssnapError(
+        'PROVIDER_ERROR',
+        `Provider ${provider.id} exposed neither a directory nor a device`,
+      );
     }
     const mountIntent = {
       mountPoint: join(ctx.options.mountRoot, ctx.runId, snapshot.id.replace(/[^A-Za-z0-9._-]/g, '_')),

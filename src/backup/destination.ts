@@ -4,7 +4,7 @@
  */
 import { constants } from 'node:fs';
 import { access, mkdir, rm, statfs, writeFile } from 'node:fs/promises';
-import { join, relative, resolve, isAbsolute } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { type Destination, parseDestination } from '../copy/destination.js';
 import { formatBytes } from '../duration.js';
 import { DssnapError } from '../errors.js';
@@ -42,10 +42,14 @@ export async function checkDestination(raw: string, dataDir: string): Promise<De
     await writeFile(probe, '');
     await rm(probe, { force: true });
   } catch (error) {
-    throw new DssnapError('DESTINATION_INVALID', `The destination ${path} is not writable: ${(error as Error).message}`, {
-      hint: 'Create it and give the user running dssnap (root) write access, or pick another --to.',
-      cause: error,
-    });
+    throw new DssnapError(
+      'DESTINATION_INVALID',
+      `The destination ${path} is not writable: ${(error as Error).message}`,
+      {
+        hint: 'Create it and give the user running dssnap (root) write access, or pick another --to.',
+        cause: error,
+      },
+    );
   }
   return { kind: 'local', path };
 }

@@ -3,14 +3,15 @@
  * no stop, no snapshot). `dssnap plan` shows its result; `backup` acts on it.
  */
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { catalogDir, readManifests } from '../catalog/manifest.js';
 import type { BackupOptions } from '../config.js';
-import { parseDuration } from '../duration.js';
 import { measureExclusions, type ResolvedExclusions, resolveExclusions } from '../dss/exclusions.js';
 import { readApiKey, waitForNoRunningWork } from '../dss/jobs.js';
 import { type DataDirInfo, inspectDataDir } from '../dss/layout.js';
 import { measureTree } from '../dss/tree-size.js';
+import { parseDuration } from '../duration.js';
 import { DssnapError } from '../errors.js';
 import { requireTool } from '../host/exec.js';
 import { mountOf } from '../host/mounts.js';
@@ -19,7 +20,6 @@ import { detectProvider, loadProvider } from '../provider/registry.js';
 import { withRetries } from '../provider/retry.js';
 import type { QuiesceMode, SnapshotProvider, Volume } from '../provider/types.js';
 import { checkDestination, checkFreeSpace, type Destination } from './destination.js';
-import { tmpdir } from 'node:os';
 
 export interface Preflight {
   dataDir: DataDirInfo;
@@ -56,9 +56,13 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
     });
   }
   if (options.copy === 'none' && (options.mode === 'cold' || !options.keepSnapshot)) {
-    throw new DssnapError('USAGE', '--copy none needs snapshot mode and --keep-snapshot: otherwise nothing would be kept', {
-      hint: 'Use --copy none --keep-snapshot for a rollback point, or give --to for a copy.',
-    });
+    throw new DssnapError(
+      'USAGE',
+      '--copy none needs snapshot mode and --keep-snapshot: otherwise nothing would be kept',
+      {
+        hint: 'Use --copy none --keep-snapshot for a rollback point, or give --to for a copy.',
+      },
+    );
   }
 
   const mode = options.mode ?? 'snapshot';
@@ -68,20 +72,30 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
   let quiesce: QuiesceMode = options.quiesce ?? 'stop';
   if (mode === 'snapshot') {
     const providerId = options.provider ?? (await detectProvider(dataDir.path));
-    providerSettings = { ...options.providerOptions, ...(options.snapshotDir ? { snapshotDir: options.snapshotDir } : {}) };
+    providerSettings = {
+      ...options.providerOptions,
+      ...(options.snapshotDir ? { snapshotDir: options.snapshotDir } : {}),
+    };
     const raw = await loadProvider(providerId, { stateDir: options.stateDir, settings: providerSettings });
     provider = withRetries(raw, { log: deps.log });
     quiesce = options.quiesce ?? provider.defaultQuiesce;
     const support = provider.supportedQuiesce[quiesce];
     if (support !== true) {
-      throw new DssnapError('UNSUPPORTED', `--quiesce ${quiesce} cannot be used with the ${provider.id} provider${typeof support === 'string' ? `: ${support}` : ''}`, {
-        hint: `Use --quiesce ${provider.defaultQuiesce} (the default for ${provider.id}).`,
-      });
+      throw new DssnapError(
+        'UNSUPPORTED',
+        `--quiesce ${quiesce} cannot be used with the ${provider.id} provider${typeof support === 'string' ? `: ${support}` : ''}`,
+        {
+          hint: `Use --quiesce ${provider.defaultQuiesce} (the default for ${provider.id}).`,
+        },
+      );
     }
     volumes = await provider.locate(dataDir.path);
     if (quiesce === 'fsfreeze') await checkFreezable(volumes, options);
   } else if (options.quiesce && options.quiesce !== 'stop') {
-    throw new DssnapError('USAGE', `--quiesce ${options.quiesce} does not apply to --mode cold: a cold backup stops DSS for the whole copy`);
+    throw new DssnapError(
+      'USAGE',
+      `--quiesce ${options.quiesce} does not apply to --mode cold: a cold backup stops DSS for the whole copy`,
+    );
   }
 
   let destination: Destination | undefined;
@@ -100,10 +114,14 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
       previousGeneration = remote.at(-1)?.id;
     }
     if (destination.kind === 'local') {
-      if (options.format === 'rsync') previousGeneration = await previousGenerationOf(destination.path, dataDir.path);
+      if (options.format === 'rsync')
+        previousGeneration = await previousGenerationOf(destination.path, dataDir.path);
       if (!options.force) {
         estimatedBytes = await copiedBytes(dataDir.path, exclusions);
-        await checkFreeSpace(destination.path, neededBytes(estimatedBytes, options.format, previousGeneration));
+        await checkFreeSpace(
+          destination.path,
+          neededBytes(estimatedBytes, options.format, previousGeneration),
+        );
       }
     }
   }
@@ -159,7 +177,17 @@ function neededBytes(treeBytes: number, format: 'rsync' | 'tar', previous: strin
  * output goes to a filesystem being frozen").
  */
 /** Filesystems whose kernel driver implements freeze (FIFREEZE); tmpfs, overlay, NFS and FUSE do not. */
-const freezableFilesystems = new Set(['ext3', 'ext4', 'xfs', 'jfs', 'reiserfs', 'f2fs', 'nilfs2', 'gfs2', 'ocfs2']);
+const freezableFilesystems = new Set([
+  'ext3',
+  'ext4',
+  'xfs',
+  'jfs',
+  'reiserfs',
+  'f2fs',
+  'nilfs2',
+  'gfs2',
+  'ocfs2',
+]);
 
 async function checkFreezable(volumes: readonly Volume[], options: BackupOptions): Promise<void> {
   requireTool('fsfreeze', 'util-linux');
@@ -173,21 +201,33 @@ async function checkFreezable(volumes: readonly Volume[], options: BackupOptions
       });
     }
     if (target === '/') {
-      throw new DssnapError('UNSUPPORTED', `Refusing to fsfreeze the root filesystem: DATA_DIR is on / (${volume.id})`, {
-        hint: 'Freezing / blocks the whole host, dssnap included. Put DATA_DIR on its own volume, or use --quiesce stop.',
-      });
+      throw new DssnapError(
+        'UNSUPPORTED',
+        `Refusing to fsfreeze the root filesystem: DATA_DIR is on / (${volume.id})`,
+        {
+          hint: 'Freezing / blocks the whole host, dssnap included. Put DATA_DIR on its own volume, or use --quiesce stop.',
+        },
+      );
     }
     for (const path of own) {
       if ((await mountOf(path).catch(() => undefined))?.target === target) {
-        throw new DssnapError('UNSUPPORTED', `Refusing to fsfreeze ${target}: it also holds dssnap's own files (${path})`, {
-          hint: 'Move --state-dir / --mount-root / TMPDIR to another filesystem, or use --quiesce stop.',
-        });
+        throw new DssnapError(
+          'UNSUPPORTED',
+          `Refusing to fsfreeze ${target}: it also holds dssnap's own files (${path})`,
+          {
+            hint: 'Move --state-dir / --mount-root / TMPDIR to another filesystem, or use --quiesce stop.',
+          },
+        );
       }
     }
   }
 }
 
-function jobsCheck(options: BackupOptions, deps: PreflightDeps, stopsDss: boolean): (signal: AbortSignal) => Promise<void> {
+function jobsCheck(
+  options: BackupOptions,
+  deps: PreflightDeps,
+  stopsDss: boolean,
+): (signal: AbortSignal) => Promise<void> {
   return async (signal) => {
     if (options.force) {
       deps.log.warn({}, 'Running-jobs check skipped (--force)');
@@ -195,21 +235,33 @@ function jobsCheck(options: BackupOptions, deps: PreflightDeps, stopsDss: boolea
     }
     if (!options.dssUrl) {
       if (stopsDss) {
-        throw new DssnapError('JOBS_RUNNING', 'Cannot check that no DSS job runs before stopping DSS: no --dss-url given', {
-          hint: `Give --dss-url http://localhost:PORT with the API key in ${'DSSNAP_DSS_API_KEY'} or --dss-api-key-file, or --force to stop DSS without checking.`,
-        });
+        throw new DssnapError(
+          'JOBS_RUNNING',
+          'Cannot check that no DSS job runs before stopping DSS: no --dss-url given',
+          {
+            hint: `Give --dss-url http://localhost:PORT with the API key in ${'DSSNAP_DSS_API_KEY'} or --dss-api-key-file, or --force to stop DSS without checking.`,
+          },
+        );
       }
       deps.log.info({}, 'No --dss-url: running jobs not checked (DSS is not stopped in this mode)');
       return;
     }
-    const key = await readApiKey({ env: deps.env, ...(options.dssApiKeyFile ? { file: options.dssApiKeyFile } : {}) });
+    const key = await readApiKey({
+      env: deps.env,
+      ...(options.dssApiKeyFile ? { file: options.dssApiKeyFile } : {}),
+    });
     if (!key) {
-      throw new DssnapError('CONFIG_INVALID', 'No DSS API key: --dss-url is given but neither DSSNAP_DSS_API_KEY nor --dss-api-key-file is set', {
-        hint: 'Create an API key with admin rights in DSS and put it in a file readable only by root (--dss-api-key-file), or in DSSNAP_DSS_API_KEY.',
-      });
+      throw new DssnapError(
+        'CONFIG_INVALID',
+        'No DSS API key: --dss-url is given but neither DSSNAP_DSS_API_KEY nor --dss-api-key-file is set',
+        {
+          hint: 'Create an API key with admin rights in DSS and put it in a file readable only by root (--dss-api-key-file), or in DSSNAP_DSS_API_KEY.',
+        },
+      );
     }
     if (key.warning) deps.log.warn({ file: key.file }, key.warning);
-    const maxWaitMs = options.waitForJobs === undefined ? 0 : parseDuration(options.waitForJobs, '--wait-for-jobs');
+    const maxWaitMs =
+      options.waitForJobs === undefined ? 0 : parseDuration(options.waitForJobs, '--wait-for-jobs');
     await waitForNoRunningWork({
       url: options.dssUrl,
       apiKey: key.apiKey,
@@ -217,7 +269,8 @@ function jobsCheck(options: BackupOptions, deps: PreflightDeps, stopsDss: boolea
       maxWaitMs,
       // Poll often enough that a short wait is not all spent sleeping, never more than every second.
       pollMs: Math.min(10_000, Math.max(1_000, maxWaitMs / 10)),
-      onWait: (running, waitedMs) => deps.log.info({ running: running.length, waitedMs }, 'Waiting for DSS jobs to finish'),
+      onWait: (running, waitedMs) =>
+        deps.log.info({ running: running.length, waitedMs }, 'Waiting for DSS jobs to finish'),
     });
   };
 }

@@ -50,7 +50,10 @@ async function recoverPath(stateDir: string, path: string, log: Logger): Promise
     provider: async () => {
       if (!meta.provider) throw new Error('The journal names no provider');
       provider ??= withRetries(
-        await loadProvider(meta.provider, { stateDir: meta.stateDir ?? stateDir, settings: meta.providerSettings }),
+        await loadProvider(meta.provider, {
+          stateDir: meta.stateDir ?? stateDir,
+          settings: meta.providerSettings,
+        }),
         { log: runLog },
       );
       return provider;

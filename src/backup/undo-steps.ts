@@ -6,8 +6,8 @@
 import { rm } from 'node:fs/promises';
 import { parseDestination } from '../copy/destination.js';
 import { runRemote } from '../copy/remote-shell.js';
-import { removePartialArchive } from '../copy/tar-archive.js';
 import { removePartialGeneration } from '../copy/rsync-generations.js';
+import { removePartialArchive } from '../copy/tar-archive.js';
 import { startDss } from '../dss/control.js';
 import type { DataDirInfo } from '../dss/layout.js';
 import { ensureThawed } from '../host/fsfreeze.js';
@@ -125,7 +125,8 @@ export function undoHandlers(ctx: UndoContext): Record<StepKindName, UndoHandler
     },
     [StepKind.copy]: async ({ intent, record }) => {
       const { format, destination, backupId, sshCommand } = as<CopyIntent>(intent);
-      if (format === 'rsync') await removePartialGeneration(destination, backupId, sshCommand ? { sshCommand } : {});
+      if (format === 'rsync')
+        await removePartialGeneration(destination, backupId, sshCommand ? { sshCommand } : {});
       else await removePartialArchive(destination, backupId);
       // A run that fails after its copy (release, delete, manifest) leaves no uncatalogued backup.
       const location = record ? as<CopyRecord>(record).location : undefined;

@@ -8,29 +8,87 @@ export function withBackupOptions<T>(yargs: Argv<T>) {
   return yargs
     .option('data-dir', { type: 'string', describe: 'The DSS data directory (DATA_DIR)' })
     .option('to', { type: 'string', describe: 'Destination directory, or host:/path over ssh' })
-    .option('mode', { choices: ['snapshot', 'cold'] as const, describe: 'snapshot (default: quiesce, atomic snapshot, copy from it) or cold (stop DSS, copy, start DSS)' })
-    .option('provider', { type: 'string', describe: 'Snapshot provider (default: detected from the filesystem)' })
-    .option('quiesce', { choices: ['none', 'fsfreeze', 'stop'] as const, describe: "How writers are held for the snapshot instant (default: the provider's)" })
-    .option('format', { choices: ['rsync', 'tar'] as const, describe: 'rsync generation hard-linked to the previous one (default), or one compressed archive' })
-    .option('compression', { choices: ['zstd', 'gzip'] as const, describe: 'Archive compression with --format tar (default zstd)' })
+    .option('mode', {
+      choices: ['snapshot', 'cold'] as const,
+      describe:
+        'snapshot (default: quiesce, atomic snapshot, copy from it) or cold (stop DSS, copy, start DSS)',
+    })
+    .option('provider', {
+      type: 'string',
+      describe: 'Snapshot provider (default: detected from the filesystem)',
+    })
+    .option('quiesce', {
+      choices: ['none', 'fsfreeze', 'stop'] as const,
+      describe: "How writers are held for the snapshot instant (default: the provider's)",
+    })
+    .option('format', {
+      choices: ['rsync', 'tar'] as const,
+      describe: 'rsync generation hard-linked to the previous one (default), or one compressed archive',
+    })
+    .option('compression', {
+      choices: ['zstd', 'gzip'] as const,
+      describe: 'Archive compression with --format tar (default zstd)',
+    })
     .option('compression-level', { type: 'number', describe: 'Compression level (zstd 1-19, gzip 1-9)' })
-    .option('copy', { choices: ['full', 'none'] as const, describe: 'none: snapshot only (with --keep-snapshot), the pre-upgrade rollback point' })
-    .option('keep-snapshot', { type: 'boolean', describe: 'Retain the snapshot after the run (tagged, subject to retention)' })
-    .option('exclude-class', { type: 'string', array: true, describe: 'Exclude a class of DSS folders: temp (default), logs, other, data' })
-    .option('include-class', { type: 'string', array: true, describe: 'Keep a class excluded by default (e.g. temp)' })
-    .option('exclude', { type: 'string', array: true, describe: "Extra rsync-style pattern anchored at DATA_DIR ('/local/scratch/')" })
-    .option('dss-url', { type: 'string', describe: 'DSS base URL for the running-jobs check (http://localhost:11200)' })
-    .option('dss-api-key-file', { type: 'string', describe: 'File holding the DSS API key (or set DSSNAP_DSS_API_KEY); never a flag value' })
-    .option('wait-for-jobs', { type: 'string', describe: 'Wait up to this long for running jobs to finish (e.g. 10m)' })
+    .option('copy', {
+      choices: ['full', 'none'] as const,
+      describe: 'none: snapshot only (with --keep-snapshot), the pre-upgrade rollback point',
+    })
+    .option('keep-snapshot', {
+      type: 'boolean',
+      describe: 'Retain the snapshot after the run (tagged, subject to retention)',
+    })
+    .option('exclude-class', {
+      type: 'string',
+      array: true,
+      describe: 'Exclude a class of DSS folders: temp (default), logs, other, data',
+    })
+    .option('include-class', {
+      type: 'string',
+      array: true,
+      describe: 'Keep a class excluded by default (e.g. temp)',
+    })
+    .option('exclude', {
+      type: 'string',
+      array: true,
+      describe: "Extra rsync-style pattern anchored at DATA_DIR ('/local/scratch/')",
+    })
+    .option('dss-url', {
+      type: 'string',
+      describe: 'DSS base URL for the running-jobs check (http://localhost:11200)',
+    })
+    .option('dss-api-key-file', {
+      type: 'string',
+      describe: 'File holding the DSS API key (or set DSSNAP_DSS_API_KEY); never a flag value',
+    })
+    .option('wait-for-jobs', {
+      type: 'string',
+      describe: 'Wait up to this long for running jobs to finish (e.g. 10m)',
+    })
     .option('force', { type: 'boolean', describe: 'Skip the running-jobs check and the free-space estimate' })
-    .option('max-pause', { type: 'string', describe: 'Watchdog: thaw and fail if the snapshot call takes longer (default 5s)' })
+    .option('max-pause', {
+      type: 'string',
+      describe: 'Watchdog: thaw and fail if the snapshot call takes longer (default 5s)',
+    })
     .option('stop-timeout', { type: 'string', describe: 'How long bin/dss stop may take (default 3m)' })
     .option('start-timeout', { type: 'string', describe: 'How long bin/dss start may take (default 5m)' })
-    .option('snapshot-timeout', { type: 'string', describe: 'How long to wait for snapshots to become usable (default 6h)' })
-    .option('state-dir', { type: 'string', describe: "dssnap's journals and locks (default /var/lib/dssnap); never on the frozen filesystem" })
+    .option('snapshot-timeout', {
+      type: 'string',
+      describe: 'How long to wait for snapshots to become usable (default 6h)',
+    })
+    .option('state-dir', {
+      type: 'string',
+      describe: "dssnap's journals and locks (default /var/lib/dssnap); never on the frozen filesystem",
+    })
     .option('mount-root', { type: 'string', describe: 'Where snapshots are mounted (default /run/dssnap)' })
-    .option('snapshot-dir', { type: 'string', describe: 'btrfs: where snapshots are created (default <fs root>/.dssnap-snapshots)' })
-    .option('ssh-command', { type: 'string', describe: "ssh command for a remote --to (default 'ssh -o BatchMode=yes')" });
+    .option('snapshot-dir', {
+      type: 'string',
+      describe: 'btrfs: where snapshots are created (default <fs root>/.dssnap-snapshots)',
+    })
+    .option('ssh-command', {
+      type: 'string',
+      describe: "ssh command for a remote --to (default 'ssh -o BatchMode=yes')",
+    });
 }
 
 /** The backup option names as flags give them (camelCase), with comma lists split. */

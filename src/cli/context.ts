@@ -1,5 +1,11 @@
 /** What every command handler starts with: a logger and its options resolved from file, env and flags. */
-import { backupOptionsSchema, type BackupOptions, optionsFromEnv, readConfigFile, resolveOptions } from '../config.js';
+import {
+  type BackupOptions,
+  backupOptionsSchema,
+  optionsFromEnv,
+  readConfigFile,
+  resolveOptions,
+} from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import { backupFlags } from './backup-options.js';
 import type { GlobalArgs } from './output.js';

@@ -10,10 +10,19 @@ import { commands } from './commands/index.js';
 const cli = yargs(hideBin(process.argv))
   .scriptName('dssnap')
   .usage('$0 <command> [options]\n\nSafe, fast backups of Dataiku DSS data directories.')
-  .option('config', { type: 'string', describe: 'YAML or JSON file with options (flags and DSSNAP_* env vars win)' })
+  .option('config', {
+    type: 'string',
+    describe: 'YAML or JSON file with options (flags and DSSNAP_* env vars win)',
+  })
   .option('json', { type: 'boolean', describe: 'Print the result as JSON on stdout (for CI pipelines)' })
-  .option('log-format', { choices: ['pretty', 'json'] as const, describe: 'Log format on stderr (default: pretty on a TTY, json otherwise)' })
-  .option('log-level', { choices: ['debug', 'info', 'warn', 'error', 'silent'] as const, describe: 'Log level (default info)' })
+  .option('log-format', {
+    choices: ['pretty', 'json'] as const,
+    describe: 'Log format on stderr (default: pretty on a TTY, json otherwise)',
+  })
+  .option('log-level', {
+    choices: ['debug', 'info', 'warn', 'error', 'silent'] as const,
+    describe: 'Log level (default info)',
+  })
   .demandCommand(1, 'Name a command: dssnap <command> --help shows its options.')
   .strict()
   .recommendCommands()

@@ -18,7 +18,11 @@ export function createProgressReporter(enabled: boolean): ProgressReporter {
         loading = true;
         void import('cli-progress').then(({ default: cliProgress }) => {
           bar = new cliProgress.SingleBar(
-            { format: 'copy [{bar}] {percentage}% | {copied} | {rate}/s', stream: process.stderr, hideCursor: true },
+            {
+              format: 'copy [{bar}] {percentage}% | {copied} | {rate}/s',
+              stream: process.stderr,
+              hideCursor: true,
+            },
             cliProgress.Presets.shades_classic,
           );
           bar.start(100, 0, { copied: '0 B', rate: '0 B' });

@@ -63,10 +63,14 @@ export class CommandError extends DssnapError {
         ? 'was cancelled'
         : `exited with code ${fields.exitCode ?? 'unknown'}`;
     const tail = lastLines(fields.stderr || fields.stdout, 5);
-    super(fields.timedOut ? 'TIMEOUT' : 'COMMAND_FAILED', `${fields.command} ${what}${tail ? `: ${tail}` : ''}`, {
-      cause,
-      details: { command: fields.command, exitCode: fields.exitCode, timedOut: fields.timedOut },
-    });
+    super(
+      fields.timedOut ? 'TIMEOUT' : 'COMMAND_FAILED',
+      `${fields.command} ${what}${tail ? `: ${tail}` : ''}`,
+      {
+        cause,
+        details: { command: fields.command, exitCode: fields.exitCode, timedOut: fields.timedOut },
+      },
+    );
     this.name = 'CommandError';
     this.command = fields.command;
     this.exitCode_ = fields.exitCode;
@@ -112,7 +116,11 @@ function isExecutable(path: string): boolean {
 }
 
 /** Run a command without a shell. Throws CommandError unless the exit code is 0 or in okExitCodes. */
-export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+export async function run(
+  file: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
   const resolved = file.includes('/') ? file : requireTool(file);
   const command = [file, ...args].join(' ');
   const started = performance.now();
@@ -135,7 +143,11 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   const stdout = String(result.stdout ?? '');
   const stderr = String(result.stderr ?? '');
   const exitCode = result.exitCode;
-  const ok = !result.timedOut && !result.isCanceled && exitCode !== undefined && (exitCode === 0 || (options.okExitCodes ?? []).includes(exitCode));
+  const ok =
+    !result.timedOut &&
+    !result.isCanceled &&
+    exitCode !== undefined &&
+    (exitCode === 0 || (options.okExitCodes ?? []).includes(exitCode));
   if (!ok) {
     throw new CommandError(
       { command, exitCode, stdout, stderr, timedOut: result.timedOut, isCanceled: result.isCanceled },

@@ -18,7 +18,9 @@ export interface MountInfo {
 /** The mount that holds `path` (findmnt -T). */
 export async function mountOf(path: string): Promise<MountInfo> {
   const { stdout } = await run('findmnt', ['-J', '-T', path, '-o', 'TARGET,SOURCE,FSTYPE,OPTIONS']);
-  const parsed = JSON.parse(stdout) as { filesystems: Array<{ target: string; source: string; fstype: string; options: string }> };
+  const parsed = JSON.parse(stdout) as {
+    filesystems: Array<{ target: string; source: string; fstype: string; options: string }>;
+  };
   const fs = parsed.filesystems[0];
   if (!fs) throw new DssnapError('NOT_FOUND', `No mounted filesystem holds ${path}`);
   return { target: fs.target, source: fs.source, fsType: fs.fstype, options: fs.options };

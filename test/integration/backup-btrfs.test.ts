@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planBackup, runBackup } from '../../src/backup/backup.js';
-import { readManifests, catalogDir } from '../../src/catalog/manifest.js';
+import { catalogDir, readManifests } from '../../src/catalog/manifest.js';
 import { extractArchive } from '../../src/copy/tar-archive.js';
 import { startDss } from '../../src/dss/control.js';
 import { silentLogger } from '../../src/log.js';
-import { acquireLock } from '../../src/procedure/lock.js';
 import { leftoverJournals } from '../../src/procedure/journal.js';
+import { acquireLock } from '../../src/procedure/lock.js';
 import { mutateDataDir } from '../fixtures/generate-data-dir.js';
 import { createDssHost, type DssHost } from '../support/dss-host.js';
 import { compareTrees, formatDifferences } from '../support/tree-compare.js';
@@ -73,7 +73,10 @@ describe('snapshot backup on btrfs', () => {
     expect(result.manifest.stats.transferredBytes).toBeLessThan(result.manifest.stats.totalBytes / 5);
     // Not kept: the run's own snapshot is gone, the retained one from the first run stays.
     expect(await host.snapshotEntries()).toEqual(snapshotsBefore);
-    expect((await readManifests(catalogDir(host.destination))).map((m) => m.id)).toEqual([firstId, result.backupId]);
+    expect((await readManifests(catalogDir(host.destination))).map((m) => m.id)).toEqual([
+      firstId,
+      result.backupId,
+    ]);
   });
 
   it('writes one zstd archive with --format tar that extracts to the snapshot content', async () => {
@@ -83,7 +86,9 @@ describe('snapshot backup on btrfs', () => {
     try {
       expect(result.manifest.copy!.location).toMatch(/\.tar\.zst$/);
       await extractArchive(result.manifest.copy!.location, target);
-      const differences = await compareTrees(result.manifest.snapshots[0]!.id, target, { ignore: excludedByDefault });
+      const differences = await compareTrees(result.manifest.snapshots[0]!.id, target, {
+        ignore: excludedByDefault,
+      });
       expect(formatDifferences(differences)).toBe(formatDifferences([]));
     } finally {
       await rm(target, { recursive: true, force: true });

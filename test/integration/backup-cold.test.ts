@@ -78,7 +78,10 @@ describe('cold backup', () => {
     api.addJob('CHURN', { id: 'train_1', state: 'RUNNING' });
     setTimeout(() => api.setJobState('CHURN', 'train_1', 'DONE'), 1500);
 
-    const result = await runBackup(host.options({ mode: 'cold', dssUrl: api.url, waitForJobs: '20s' }), { log, env });
+    const result = await runBackup(host.options({ mode: 'cold', dssUrl: api.url, waitForJobs: '20s' }), {
+      log,
+      env,
+    });
 
     expect(result.exitCode).toBe(0);
     expect(result.manifest.steps[0]!.durationMs).toBeGreaterThanOrEqual(1000);

@@ -23,7 +23,16 @@ describe('dssnap CLI', () => {
     host = await createDssHost({ storage: 'btrfs' });
     await startDss(host.info, { log });
     scratch = await mkdtemp(join(tmpdir(), 'dssnap-cli-'));
-    common = ['--data-dir', host.dataDir, '--state-dir', host.stateDir, '--mount-root', host.mountRoot, '--snapshot-dir', host.snapshotDir!];
+    common = [
+      '--data-dir',
+      host.dataDir,
+      '--state-dir',
+      host.stateDir,
+      '--mount-root',
+      host.mountRoot,
+      '--snapshot-dir',
+      host.snapshotDir!,
+    ];
   });
   afterAll(async () => {
     await host?.dispose();
@@ -54,20 +63,38 @@ describe('dssnap CLI', () => {
     const output = JSON.parse(result.stdout) as { ok: boolean; manifest: { id: string; pauseMs: number } };
     expect(output.ok).toBe(true);
     const listed = await dssnap(['list', '--to', host.destination, '--json']);
-    expect((JSON.parse(listed.stdout) as { backups: { id: string }[] }).backups.map((b) => b.id)).toContain(output.manifest.id);
+    expect((JSON.parse(listed.stdout) as { backups: { id: string }[] }).backups.map((b) => b.id)).toContain(
+      output.manifest.id,
+    );
     const table = await dssnap(['list', '--to', host.destination]);
     expect(table.stdout).toMatch(new RegExp(`${output.manifest.id}\\s+\\S+ \\S+\\s+snapshot/btrfs\\s+rsync`));
   });
 
   it.each([
     ['an unknown option', ['backup', '--data-dri', '/x'], /Unknown argument|data-dri/],
-    ['a missing DATA_DIR', ['backup', '--data-dir', '/nonexistent/dss', '--to', '/tmp/x'], /nonexistent\/dss/],
+    [
+      'a missing DATA_DIR',
+      ['backup', '--data-dir', '/nonexistent/dss', '--to', '/tmp/x'],
+      /nonexistent\/dss/,
+    ],
     ['an unknown provider', ['backup', '--provider', 'ceph'], /must be one of: .*btrfs/],
-    ['an unknown exclusion class', ['backup', '--exclude-class', 'videos'], /must be one of: temp, logs, other, data/],
-    ['a bad duration', ['backup', '--max-pause', 'soon'], /Invalid value for --max-pause: "soon" \(a string\): not a duration/],
+    [
+      'an unknown exclusion class',
+      ['backup', '--exclude-class', 'videos'],
+      /must be one of: temp, logs, other, data/,
+    ],
+    [
+      'a bad duration',
+      ['backup', '--max-pause', 'soon'],
+      /Invalid value for --max-pause: "soon" \(a string\): not a duration/,
+    ],
   ])('exits 3 on %s with a specific message, changing nothing', async (_name, args, message) => {
     await expectUnchanged(async () => {
-      const result = await dssnap([...args, ...(args.includes('--data-dir') ? [] : common), ...(args.includes('--to') ? [] : ['--to', host.destination])]);
+      const result = await dssnap([
+        ...args,
+        ...(args.includes('--data-dir') ? [] : common),
+        ...(args.includes('--to') ? [] : ['--to', host.destination]),
+      ]);
 
       expect(result.exitCode).toBe(3);
       expect(result.stderr).toMatch(message);
@@ -85,7 +112,14 @@ describe('dssnap CLI', () => {
 
   it('exits 3 on a path that is not a DSS data dir, saying what is missing', async () => {
     await expectUnchanged(async () => {
-      const result = await dssnap(['backup', ...common.slice(2), '--data-dir', scratch, '--to', host.destination]);
+      const result = await dssnap([
+        'backup',
+        ...common.slice(2),
+        '--data-dir',
+        scratch,
+        '--to',
+        host.destination,
+      ]);
 
       expect(result.exitCode).toBe(3);
       expect(result.stderr).toMatch(/dss-version\.json/);
@@ -116,7 +150,9 @@ describe('dssnap CLI', () => {
 
     expect(result.exitCode).toBe(0);
     const plan = JSON.parse(result.stdout) as { steps: { title: string }[] };
-    expect(plan.steps.map((s) => s.title).join('\n')).toMatch(new RegExp(`to ${host.destination} \\(rsync generation`));
+    expect(plan.steps.map((s) => s.title).join('\n')).toMatch(
+      new RegExp(`to ${host.destination} \\(rsync generation`),
+    );
   });
 
   it('exits 4 when another run holds the lock', async () => {
@@ -140,7 +176,17 @@ describe('dssnap CLI', () => {
       const { cliPath } = await import('../support/cli.js');
       const result = await execa(
         'unshare',
-        ['-m', 'sh', '-c', `mount --bind /dev/null /usr/bin/rsync && exec "${process.execPath}" "${cliPath}" "$@"`, 'sh', 'backup', ...common, '--to', host.destination],
+        [
+          '-m',
+          'sh',
+          '-c',
+          `mount --bind /dev/null /usr/bin/rsync && exec "${process.execPath}" "${cliPath}" "$@"`,
+          'sh',
+          'backup',
+          ...common,
+          '--to',
+          host.destination,
+        ],
         { reject: false },
       );
 

@@ -6,11 +6,11 @@
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFakeState } from '../../providers/fake/index.js';
 import { runBackup } from '../../src/backup/backup.js';
 import { startDss } from '../../src/dss/control.js';
 import { silentLogger } from '../../src/log.js';
 import { leftoverJournals } from '../../src/procedure/journal.js';
-import { readFakeState } from '../../providers/fake/index.js';
 import { createDssHost, type DssHost } from '../support/dss-host.js';
 import { createLoopVolume, type LoopVolume } from '../support/loop-volume.js';
 
@@ -59,7 +59,11 @@ describe('faults during a snapshot backup', () => {
     const started = Date.now();
 
     const run = runBackup(
-      host.options({ mode: 'snapshot', provider: 'fake', providerOptions: { progressFailure: 'disk error on the snapshot' } }),
+      host.options({
+        mode: 'snapshot',
+        provider: 'fake',
+        providerOptions: { progressFailure: 'disk error on the snapshot' },
+      }),
       { log },
     );
 
@@ -72,7 +76,9 @@ describe('faults during a snapshot backup', () => {
     const options = host.options({
       mode: 'snapshot',
       provider: 'fake',
-      providerOptions: { faults: { progress: { error: 'transient', times: 2 }, expose: { error: 'transient', times: 1 } } },
+      providerOptions: {
+        faults: { progress: { error: 'transient', times: 2 }, expose: { error: 'transient', times: 1 } },
+      },
     });
 
     const result = await runBackup(options, { log });
@@ -120,7 +126,9 @@ describe('faults during a snapshot backup', () => {
       const run = runBackup(options, { log });
 
       await expect(run).rejects.toMatchObject({ code: 'COPY_FAILED', exitCode: 1 });
-      expect((await readdir(small.mountPoint)).filter((n) => n !== 'lost+found' && n !== '.dssnap')).toEqual([]);
+      expect((await readdir(small.mountPoint)).filter((n) => n !== 'lost+found' && n !== '.dssnap')).toEqual(
+        [],
+      );
       await expectNothingLeft();
     });
 
@@ -131,7 +139,9 @@ describe('faults during a snapshot backup', () => {
         (await readFakeState(host.stateDir)).calls.filter((c) => c.method === 'createSnapshots').length;
       const callsBefore = await snapshotCalls();
       try {
-        const run = runBackup(host.options({ mode: 'snapshot', provider: 'fake', to: small.mountPoint }), { log });
+        const run = runBackup(host.options({ mode: 'snapshot', provider: 'fake', to: small.mountPoint }), {
+          log,
+        });
 
         await expect(run).rejects.toMatchObject({ code: 'NO_SPACE', exitCode: 5 });
         await expect(run).rejects.toThrow(/needs about .* are free/);

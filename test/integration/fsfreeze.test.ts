@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFakeState } from '../../providers/fake/index.js';
 import { runBackup } from '../../src/backup/backup.js';
 import { backupOptionsSchema, resolveOptions } from '../../src/config.js';
 import { startDss, stopDss } from '../../src/dss/control.js';
@@ -14,7 +15,6 @@ import { inspectDataDir } from '../../src/dss/layout.js';
 import { run } from '../../src/host/exec.js';
 import { silentLogger } from '../../src/log.js';
 import { leftoverJournals } from '../../src/procedure/journal.js';
-import { readFakeState } from '../../providers/fake/index.js';
 import { generateDataDir } from '../fixtures/generate-data-dir.js';
 import { createDssHost, type DssHost, nobody } from '../support/dss-host.js';
 import { createLoopVolume, type LoopVolume } from '../support/loop-volume.js';
@@ -23,14 +23,21 @@ const log = silentLogger();
 
 /** A write that completes within `ms` proves the filesystem is not frozen. */
 async function expectWritable(dir: string, ms = 2_000): Promise<void> {
-  await run('timeout', [String(ms / 1000), 'sh', '-c', `echo thawed > '${dir}/.thaw-probe' && sync -f '${dir}/.thaw-probe'`]);
+  await run('timeout', [
+    String(ms / 1000),
+    'sh',
+    '-c',
+    `echo thawed > '${dir}/.thaw-probe' && sync -f '${dir}/.thaw-probe'`,
+  ]);
   await rm(join(dir, '.thaw-probe'), { force: true });
 }
 
 describe('fsfreeze quiesce on XFS', () => {
   let volume: LoopVolume;
   let work: string;
-  let options: (overrides?: Record<string, unknown>) => ReturnType<typeof resolveOptions<typeof backupOptionsSchema>>;
+  let options: (
+    overrides?: Record<string, unknown>,
+  ) => ReturnType<typeof resolveOptions<typeof backupOptionsSchema>>;
   let dataDir: string;
 
   beforeAll(async () => {
@@ -62,7 +69,10 @@ describe('fsfreeze quiesce on XFS', () => {
   });
 
   it('freezes only for the snapshot call and reports that pause', async () => {
-    const result = await runBackup(options({ providerOptions: { hang: { method: 'createSnapshots', ms: 300 } } }), { log });
+    const result = await runBackup(
+      options({ providerOptions: { hang: { method: 'createSnapshots', ms: 300 } } }),
+      { log },
+    );
 
     expect(result.exitCode).toBe(0);
     expect(result.manifest.quiesce).toBe('fsfreeze');
@@ -82,7 +92,9 @@ describe('fsfreeze quiesce on XFS', () => {
     await expectWritable(dataDir, 1_000);
 
     await expect(run_).rejects.toMatchObject({ code: 'TIMEOUT', exitCode: 1 });
-    await expect(run_).rejects.toThrow(/did not return within --max-pause \(1000 ms\); the filesystem was thawed/);
+    await expect(run_).rejects.toThrow(
+      /did not return within --max-pause \(1000 ms\); the filesystem was thawed/,
+    );
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(Object.keys((await readFakeState(join(work, 'state'))).snapshots)).toEqual([]);
     expect(leftoverJournals(join(work, 'state'))).toEqual([]);
@@ -107,7 +119,9 @@ describe('fsfreeze refusals', () => {
   });
 
   it('never freezes the root filesystem', async () => {
-    const run_ = runBackup(host.options({ mode: 'snapshot', provider: 'fake', quiesce: 'fsfreeze' }), { log });
+    const run_ = runBackup(host.options({ mode: 'snapshot', provider: 'fake', quiesce: 'fsfreeze' }), {
+      log,
+    });
 
     await expect(run_).rejects.toMatchObject({ code: 'UNSUPPORTED', exitCode: 5 });
     await expect(run_).rejects.toThrow(/Refusing to fsfreeze the root filesystem/);
@@ -122,7 +136,10 @@ describe('fsfreeze refusals', () => {
       await rm(join(mountPoint, 'placeholder'));
       const generated = await generateDataDir({ dir: mountPoint, preset: 'tiny' });
 
-      const run_ = runBackup(host.options({ dataDir: generated.dataDir, mode: 'snapshot', provider: 'fake', quiesce: 'fsfreeze' }), { log });
+      const run_ = runBackup(
+        host.options({ dataDir: generated.dataDir, mode: 'snapshot', provider: 'fake', quiesce: 'fsfreeze' }),
+        { log },
+      );
 
       await expect(run_).rejects.toMatchObject({ code: 'UNSUPPORTED', exitCode: 5 });
       await expect(run_).rejects.toThrow(/fsfreeze is not supported on tmpfs/);

@@ -5,7 +5,6 @@
  */
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDss } from '../../src/dss/control.js';
 import { silentLogger } from '../../src/log.js';
@@ -32,13 +31,21 @@ describe.each(['snapshot', 'cold'] as const)('%s backup interrupted mid-copy', (
   let args: string[];
 
   beforeAll(async () => {
-    host = await createDssHost({ storage: mode === 'snapshot' ? 'btrfs' : 'plain', generate, volumeSizeMb: 1024 });
+    host = await createDssHost({
+      storage: mode === 'snapshot' ? 'btrfs' : 'plain',
+      generate,
+      volumeSizeMb: 1024,
+    });
     args = [
       'backup',
-      '--data-dir', host.dataDir,
-      '--to', host.destination,
-      '--state-dir', host.stateDir,
-      '--mount-root', host.mountRoot,
+      '--data-dir',
+      host.dataDir,
+      '--to',
+      host.destination,
+      '--state-dir',
+      host.stateDir,
+      '--mount-root',
+      host.mountRoot,
       ...(mode === 'snapshot' ? ['--snapshot-dir', host.snapshotDir!] : ['--mode', 'cold', '--force']),
     ];
   });
@@ -81,7 +88,9 @@ describe.each(['snapshot', 'cold'] as const)('%s backup interrupted mid-copy', (
     const recovered = await dssnap(['recover', '--state-dir', host.stateDir]);
 
     expect(recovered.exitCode).toBe(0);
-    expect(recovered.stdout).toMatch(mode === 'snapshot' ? /undid copy, (expose-snapshot, )?create-snapshots/ : /undid copy, stop-dss/);
+    expect(recovered.stdout).toMatch(
+      mode === 'snapshot' ? /undid copy, (expose-snapshot, )?create-snapshots/ : /undid copy, stop-dss/,
+    );
     await expectClean();
   });
 
@@ -102,5 +111,3 @@ describe.each(['snapshot', 'cold'] as const)('%s backup interrupted mid-copy', (
     expect(leftoverJournals(host.stateDir)).toEqual([]);
   });
 });
-
-export { join };

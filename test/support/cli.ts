@@ -1,13 +1,15 @@
 /** Run the built `dssnap` CLI as a user would, in a child process. `npm test` builds it first. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ResultPromise, execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 
 export const cliPath = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 
 function assertBuilt(): void {
   if (!existsSync(cliPath)) {
-    throw new Error(`The CLI is not built (${cliPath} is missing): run 'npm run build' first ('npm test' does).`);
+    throw new Error(
+      `The CLI is not built (${cliPath} is missing): run 'npm run build' first ('npm test' does).`,
+    );
   }
 }
 
@@ -17,7 +19,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function dssnap(args: readonly string[], options: { env?: Record<string, string> } = {}): Promise<CliResult> {
+export async function dssnap(
+  args: readonly string[],
+  options: { env?: Record<string, string> } = {},
+): Promise<CliResult> {
   assertBuilt();
   const result = await execa(process.execPath, [cliPath, ...args], {
     reject: false,
@@ -28,7 +33,10 @@ export async function dssnap(args: readonly string[], options: { env?: Record<st
 }
 
 /** Start the CLI without waiting, to signal or kill it mid-run. */
-export function spawnDssnap(args: readonly string[], options: { env?: Record<string, string> } = {}): ResultPromise {
+export function spawnDssnap(
+  args: readonly string[],
+  options: { env?: Record<string, string> } = {},
+): ResultPromise {
   assertBuilt();
   return execa(process.execPath, [cliPath, ...args], {
     reject: false,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { type BackupOptions, backupOptionsSchema, resolveOptions } from '../../src/config.js';
 import { dssStatus, stopDss } from '../../src/dss/control.js';
 import { type DataDirInfo, inspectDataDir } from '../../src/dss/layout.js';
-import { generateDataDir, type GenerateDataDirOptions } from '../fixtures/generate-data-dir.js';
+import { type GenerateDataDirOptions, generateDataDir } from '../fixtures/generate-data-dir.js';
 import { createLoopVolume, type LoopVolume } from './loop-volume.js';
 import { requireRoot } from './require-root.js';
 
@@ -49,7 +49,11 @@ export async function createDssHost(options: DssHostOptions): Promise<DssHost> {
   let dataDir: string;
   let snapshotDir: string | undefined;
   if (options.storage === 'btrfs') {
-    volume = await createLoopVolume({ fsType: 'btrfs', subvolume: 'dss_data', sizeMb: options.volumeSizeMb ?? 512 });
+    volume = await createLoopVolume({
+      fsType: 'btrfs',
+      subvolume: 'dss_data',
+      sizeMb: options.volumeSizeMb ?? 512,
+    });
     await chmod(join(volume.mountPoint, '..'), 0o755);
     await chmod(volume.mountPoint, 0o755);
     dataDir = volume.subvolumePath!;

@@ -16,7 +16,10 @@ export const doctorCommand: CommandModule<GlobalArgs, DoctorArgs> = {
     yargs
       .option('mode', { choices: ['snapshot', 'cold'] as const })
       .option('provider', { type: 'string' })
-      .option('data-dir', { type: 'string', describe: 'Also check this DATA_DIR: DSS layout, provider, volume' })
+      .option('data-dir', {
+        type: 'string',
+        describe: 'Also check this DATA_DIR: DSS layout, provider, volume',
+      })
       .option('format', { choices: ['rsync', 'tar'] as const })
       .option('state-dir', { type: 'string', default: '/var/lib/dssnap' })
       .example('$0 doctor --data-dir /data/dss', 'Everything a snapshot backup of /data/dss needs') as never,

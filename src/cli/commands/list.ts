@@ -15,7 +15,11 @@ export const listCommand: CommandModule<GlobalArgs, ListArgs> = {
   builder: (yargs) =>
     yargs
       .option('to', { type: 'string', describe: 'Destination whose catalog to list' })
-      .option('state-dir', { type: 'string', describe: 'State dir (snapshot-only backups are catalogued there)', default: '/var/lib/dssnap' })
+      .option('state-dir', {
+        type: 'string',
+        describe: 'State dir (snapshot-only backups are catalogued there)',
+        default: '/var/lib/dssnap',
+      })
       .option('provider', { type: 'string', describe: 'Also list the retained snapshots of this provider' })
       .option('data-dir', { type: 'string', describe: 'Only backups of this DATA_DIR' })
       .option('snapshot-dir', { type: 'string', describe: 'btrfs: the snapshot directory' })

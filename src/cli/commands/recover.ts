@@ -7,7 +7,8 @@ export interface RecoverArgs extends GlobalArgs {
 
 export const recoverCommand: CommandModule<GlobalArgs, RecoverArgs> = {
   command: 'recover',
-  describe: 'Finish or undo what a killed run left: start DSS, thaw, unmount, release and delete what it created',
+  describe:
+    'Finish or undo what a killed run left: start DSS, thaw, unmount, release and delete what it created',
   builder: (yargs) =>
     yargs
       .option('state-dir', { type: 'string', default: '/var/lib/dssnap', describe: 'Where the journals are' })

@@ -16,7 +16,13 @@ export async function handleBackup(argv: GlobalArgs & Record<string, unknown>): 
     const options = backupOptionsFrom(argv);
     const result = await runBackup(options, { log, signal: controller.signal, onProgress: progress.update });
     progress.stop();
-    if (argv.json) printJson({ ok: true, exitCode: result.exitCode, manifestPath: result.manifestPath, manifest: result.manifest });
+    if (argv.json)
+      printJson({
+        ok: true,
+        exitCode: result.exitCode,
+        manifestPath: result.manifestPath,
+        manifest: result.manifest,
+      });
     else process.stdout.write(describeManifest(result.manifest));
     return result.exitCode;
   } catch (error) {
@@ -31,7 +37,10 @@ export async function handleBackup(argv: GlobalArgs & Record<string, unknown>): 
 export function onInterrupt(controller: AbortController, log: Logger): () => void {
   const handler = (signal: NodeJS.Signals): void => {
     if (controller.signal.aborted) {
-      log.warn({ signal }, 'Already stopping: waiting for the undo to finish (DSS is restarted, nothing is left frozen)');
+      log.warn(
+        { signal },
+        'Already stopping: waiting for the undo to finish (DSS is restarted, nothing is left frozen)',
+      );
       return;
     }
     log.warn({ signal }, 'Interrupted: undoing the run');
@@ -58,7 +67,8 @@ export function describeManifest(m: Manifest): string {
       `             ${m.stats.files} entries, ${formatBytes(m.stats.totalBytes)}, ${formatBytes(m.stats.transferredBytes)} written${m.copy.basedOn ? ` (linked to ${m.copy.basedOn})` : ''}`,
     );
   }
-  for (const s of m.snapshots) lines.push(`  snapshot   ${s.id} (${s.provider})${s.retained ? ' retained' : ' deleted'}`);
+  for (const s of m.snapshots)
+    lines.push(`  snapshot   ${s.id} (${s.provider})${s.retained ? ' retained' : ' deleted'}`);
   if (m.exclusions.classes.length > 0) lines.push(`  excluded   ${m.exclusions.classes.join(', ')}`);
   lines.push(`  duration   ${formatDuration(m.durationMs)}`);
   for (const w of m.warnings) lines.push(`  warning    ${w}`);

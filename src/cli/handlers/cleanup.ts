@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { ExitCode, errorMessage } from '../../errors.js';
-import { listLocks, isLockHeld } from '../../procedure/lock.js';
+import { isLockHeld, listLocks } from '../../procedure/lock.js';
 import { loadProvider } from '../../provider/registry.js';
 import { withRetries } from '../../provider/retry.js';
 import { TagKey } from '../../provider/types.js';
@@ -16,10 +16,17 @@ export async function handleCleanup(argv: CleanupArgs): Promise<number> {
   const log = loggerFor(argv);
   try {
     const provider = withRetries(
-      await loadProvider(argv.provider, { stateDir: argv.stateDir, settings: argv.snapshotDir ? { snapshotDir: argv.snapshotDir } : {} }),
+      await loadProvider(argv.provider, {
+        stateDir: argv.stateDir,
+        settings: argv.snapshotDir ? { snapshotDir: argv.snapshotDir } : {},
+      }),
       { log },
     );
-    const liveRuns = new Set(listLocks(argv.stateDir).filter(({ info }) => isLockHeld(info)).map(({ info }) => info.runId));
+    const liveRuns = new Set(
+      listLocks(argv.stateDir)
+        .filter(({ info }) => isLockHeld(info))
+        .map(({ info }) => info.runId),
+    );
     const orphans = (await provider.orphans(argv.dataDir ? { dataDir: resolve(argv.dataDir) } : {})).filter(
       (r) => !liveRuns.has(r.tags[TagKey.runId] ?? ''),
     );
@@ -32,7 +39,11 @@ export async function handleCleanup(argv: CleanupArgs): Promise<number> {
       }
       try {
         if (resource.kind === 'exposure') {
-          await provider.ensureReleased({ snapshotId: '', resources: [resource.id], ...(resource.attributes ? { attributes: resource.attributes } : {}) });
+          await provider.ensureReleased({
+            snapshotId: '',
+            resources: [resource.id],
+            ...(resource.attributes ? { attributes: resource.attributes } : {}),
+          });
         } else {
           await provider.ensureDeleted({
             id: resource.id,
@@ -45,7 +56,13 @@ export async function handleCleanup(argv: CleanupArgs): Promise<number> {
         }
         results.push({ id: resource.id, kind: resource.kind, runId, deleted: true });
       } catch (error) {
-        results.push({ id: resource.id, kind: resource.kind, runId, deleted: false, error: errorMessage(error) });
+        results.push({
+          id: resource.id,
+          kind: resource.kind,
+          runId,
+          deleted: false,
+          error: errorMessage(error),
+        });
       }
     }
     const failed = results.filter((r) => r.error);

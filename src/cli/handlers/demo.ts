@@ -43,7 +43,11 @@ export async function handleDemo(argv: DemoArgs): Promise<number> {
       await makeTraversable(volume.subvolumePath!);
       dataDirPath = volume.subvolumePath!;
     } else {
-      say(isRoot ? 'btrfs is not available: this demo falls back to a cold backup in a temp dir.' : 'Not root: this demo falls back to a cold backup in a temp dir (snapshots and mounts need root).');
+      say(
+        isRoot
+          ? 'btrfs is not available: this demo falls back to a cold backup in a temp dir.'
+          : 'Not root: this demo falls back to a cold backup in a temp dir (snapshots and mounts need root).',
+      );
       dataDirPath = join(work, 'dss_data');
     }
     const generated = await generateDataDir({
@@ -52,7 +56,9 @@ export async function handleDemo(argv: DemoArgs): Promise<number> {
       seed: 42,
       ...(isRoot ? { owner: nobody } : {}),
     });
-    say(`Generated a DSS ${'design'} DATA_DIR: ${generated.files} files, ${formatBytes(generated.bytes)} at ${generated.dataDir}`);
+    say(
+      `Generated a DSS ${'design'} DATA_DIR: ${generated.files} files, ${formatBytes(generated.bytes)} at ${generated.dataDir}`,
+    );
     const info = await inspectDataDir(generated.dataDir);
     await startDss(info, { log });
     cleanups.unshift(() => stopDss(info, { log }).catch(() => undefined));
@@ -65,11 +71,15 @@ export async function handleDemo(argv: DemoArgs): Promise<number> {
         to: destination,
         stateDir: join(work, 'state'),
         mountRoot: join(work, 'mnt'),
-        ...(btrfs ? { snapshotDir: join(dataDirPath, '..', '.dssnap-snapshots') } : { mode: 'cold', force: true }),
+        ...(btrfs
+          ? { snapshotDir: join(dataDirPath, '..', '.dssnap-snapshots') }
+          : { mode: 'cold', force: true }),
       },
     });
 
-    say(`\n$ dssnap backup --data-dir ${generated.dataDir} --to ${destination}${btrfs ? '' : ' --mode cold --force'}`);
+    say(
+      `\n$ dssnap backup --data-dir ${generated.dataDir} --to ${destination}${btrfs ? '' : ' --mode cold --force'}`,
+    );
     const first = await runBackup(options, { log });
     say(describeManifest(first.manifest));
 
@@ -84,17 +94,23 @@ export async function handleDemo(argv: DemoArgs): Promise<number> {
     say(
       `On disk: generation 1 takes ${formatBytes(onDisk[0] ?? 0)}; generation 2, a full browsable tree too, adds only ${formatBytes(onDisk[1] ?? 0)} (unchanged files are hard links).`,
     );
-    say(`Pause of DSS writers: ${formatDuration(first.manifest.pauseMs)} and ${formatDuration(second.manifest.pauseMs)}${btrfs ? ' (btrfs snapshot)' : ' (cold: DSS stopped for the whole copy)'}.`);
-    if (argv.json) printJson({ ok: true, backups: [first.manifest, second.manifest], diskUsageBytes: onDisk });
+    say(
+      `Pause of DSS writers: ${formatDuration(first.manifest.pauseMs)} and ${formatDuration(second.manifest.pauseMs)}${btrfs ? ' (btrfs snapshot)' : ' (cold: DSS stopped for the whole copy)'}.`,
+    );
+    if (argv.json)
+      printJson({ ok: true, backups: [first.manifest, second.manifest], diskUsageBytes: onDisk });
     if (argv.keep) {
-      say(`\nKept for a look: ${work} (DATA_DIR ${generated.dataDir}). Remove it with: dssnap demo cleanup is manual — umount the loop volume, losetup -d, rm -rf ${work}`);
+      say(
+        `\nKept for a look: ${work} (DATA_DIR ${generated.dataDir}). Remove it with: dssnap demo cleanup is manual — umount the loop volume, losetup -d, rm -rf ${work}`,
+      );
       cleanups.length = 0;
     }
     return 0;
   } catch (error) {
     return reportFailure(error, argv, log);
   } finally {
-    for (const cleanup of cleanups) await cleanup().catch((error) => log.warn({ err: error }, 'Demo clean-up step failed'));
+    for (const cleanup of cleanups)
+      await cleanup().catch((error) => log.warn({ err: error }, 'Demo clean-up step failed'));
     if (!argv.keep) say('Cleaned up: DSS stopped, the loop volume, its snapshots and the backups removed.');
   }
 }

@@ -35,14 +35,22 @@ export async function handleDoctor(argv: DoctorArgs): Promise<number> {
   try {
     const checks: Check[] = [];
     const isRoot = process.geteuid?.() === 0;
-    checks.push({ name: 'root', ok: isRoot, detail: isRoot ? 'running as root' : 'snapshots, mounts and bin/dss as the DATA_DIR owner need root' });
+    checks.push({
+      name: 'root',
+      ok: isRoot,
+      detail: isRoot ? 'running as root' : 'snapshots, mounts and bin/dss as the DATA_DIR owner need root',
+    });
     const tools = ['findmnt', 'mount', 'umount', 'runuser', 'fsfreeze'];
     tools.push(...(argv.format === 'tar' ? ['tar', 'zstd', 'gzip'] : ['rsync']));
     let providerId = argv.provider;
     if (argv.dataDir) {
       try {
         const info = await inspectDataDir(argv.dataDir);
-        checks.push({ name: 'data dir', ok: true, detail: `${info.path}: DSS ${info.version.productVersion}, ${info.nodeType} node, owner ${info.owner.user ?? info.owner.uid}` });
+        checks.push({
+          name: 'data dir',
+          ok: true,
+          detail: `${info.path}: DSS ${info.version.productVersion}, ${info.nodeType} node, owner ${info.owner.user ?? info.owner.uid}`,
+        });
         if (argv.mode !== 'cold' && !providerId) {
           try {
             providerId = await detectProvider(info.path);
@@ -55,8 +63,21 @@ export async function handleDoctor(argv: DoctorArgs): Promise<number> {
           try {
             const provider = await loadProvider(providerId, { stateDir: argv.stateDir });
             const volumes = await provider.locate(info.path);
-            checks.push({ name: 'volume', ok: true, detail: volumes.map((v) => `${v.id} (${v.fsType} at ${v.mountPoint})`).join(', ') });
-            checks.push({ name: 'quiesce', ok: true, detail: `default ${provider.defaultQuiesce}; supported: ${Object.entries(provider.supportedQuiesce).filter(([, v]) => v === true).map(([k]) => k).join(', ')}` });
+            checks.push({
+              name: 'volume',
+              ok: true,
+              detail: volumes.map((v) => `${v.id} (${v.fsType} at ${v.mountPoint})`).join(', '),
+            });
+            checks.push({
+              name: 'quiesce',
+              ok: true,
+              detail: `default ${provider.defaultQuiesce}; supported: ${Object.entries(
+                provider.supportedQuiesce,
+              )
+                .filter(([, v]) => v === true)
+                .map(([k]) => k)
+                .join(', ')}`,
+            });
           } catch (error) {
             checks.push({ name: 'volume', ok: false, detail: errorMessage(error) });
           }
@@ -68,17 +89,28 @@ export async function handleDoctor(argv: DoctorArgs): Promise<number> {
     if (providerId === 'btrfs') {
       tools.push('btrfs');
       const filesystems = await readFile('/proc/filesystems', 'utf8').catch(() => '');
-      checks.push({ name: 'kernel btrfs', ok: /\bbtrfs\b/.test(filesystems), detail: 'btrfs in /proc/filesystems' });
+      checks.push({
+        name: 'kernel btrfs',
+        ok: /\bbtrfs\b/.test(filesystems),
+        detail: 'btrfs in /proc/filesystems',
+      });
     }
     for (const tool of tools) {
       const path = findTool(tool);
-      checks.push({ name: `tool ${tool}`, ok: Boolean(path), detail: path ?? `missing: apt-get install ${toolPackages[tool] ?? tool}` });
+      checks.push({
+        name: `tool ${tool}`,
+        ok: Boolean(path),
+        detail: path ?? `missing: apt-get install ${toolPackages[tool] ?? tool}`,
+      });
     }
     const ok = checks.every((c) => c.ok);
     if (argv.json) printJson({ ok, checks });
     else {
-      for (const c of checks) process.stdout.write(`${c.ok ? ' ok ' : 'FAIL'}  ${c.name.padEnd(14)} ${c.detail}\n`);
-      process.stdout.write(ok ? '\nAll checks passed.\n' : '\nSome checks failed: fix them before running a backup.\n');
+      for (const c of checks)
+        process.stdout.write(`${c.ok ? ' ok ' : 'FAIL'}  ${c.name.padEnd(14)} ${c.detail}\n`);
+      process.stdout.write(
+        ok ? '\nAll checks passed.\n' : '\nSome checks failed: fix them before running a backup.\n',
+      );
     }
     return ok ? ExitCode.ok : ExitCode.refused;
   } catch (error) {

@@ -45,7 +45,8 @@ export async function handleList(argv: ListArgs): Promise<number> {
     process.stdout.write(formatTable(backups));
     if (argv.provider) {
       process.stdout.write(`\nRetained ${argv.provider} snapshots: ${snapshots.length}\n`);
-      for (const s of snapshots) process.stdout.write(`  ${s.createdAt}  ${s.id}  (${s.tags['dssnap:data-dir'] ?? ''})\n`);
+      for (const s of snapshots)
+        process.stdout.write(`  ${s.createdAt}  ${s.id}  (${s.tags['dssnap:data-dir'] ?? ''})\n`);
     }
     return 0;
   } catch (error) {
@@ -68,6 +69,10 @@ export function formatTable(backups: readonly Manifest[]): string {
     m.phase === 'completed' ? 'ok' : 'warnings',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }

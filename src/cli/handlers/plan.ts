@@ -33,7 +33,8 @@ export async function handlePlan(argv: GlobalArgs & Record<string, unknown>): Pr
     ];
     for (const v of pre.volumes) out.push(`  volume ${v.id} (${v.fsType}) mounted at ${v.mountPoint}`);
     if (pre.estimatedBytes !== undefined) out.push(`  to copy: about ${formatBytes(pre.estimatedBytes)}`);
-    if (pre.previousGeneration) out.push(`  incremental: hard-linked to generation ${pre.previousGeneration}`);
+    if (pre.previousGeneration)
+      out.push(`  incremental: hard-linked to generation ${pre.previousGeneration}`);
     out.push('', 'Steps (nothing has been done):');
     plan.steps.forEach((step, index) => {
       out.push(`  ${String(index + 1).padStart(2)}. ${step.action === 'undo' ? 'undo: ' : ''}${step.title}`);
@@ -41,7 +42,9 @@ export async function handlePlan(argv: GlobalArgs & Record<string, unknown>): Pr
     out.push('', 'Excluded:');
     if (excluded.length === 0) out.push('  nothing by class');
     for (const m of excluded) {
-      out.push(`  ${m.class.padEnd(6)} ${m.folder.padEnd(18)} ${m.exists ? `${formatBytes(m.bytes)}, ${m.files} files` : '(absent)'}`);
+      out.push(
+        `  ${m.class.padEnd(6)} ${m.folder.padEnd(18)} ${m.exists ? `${formatBytes(m.bytes)}, ${m.files} files` : '(absent)'}`,
+      );
     }
     const userPatterns = pre.exclusions.patterns.filter((p) => !excluded.some((m) => `/${m.folder}/` === p));
     for (const p of userPatterns) out.push(`  pattern ${p}`);

@@ -12,7 +12,8 @@ export async function handleRecover(argv: RecoverArgs): Promise<number> {
     const failed = outcome.recovered.filter((r) => r.failed.length > 0);
     if (argv.json) printJson({ ok: failed.length === 0, ...outcome });
     else {
-      if (outcome.recovered.length === 0 && outcome.skipped.length === 0) process.stdout.write('Nothing to recover.\n');
+      if (outcome.recovered.length === 0 && outcome.skipped.length === 0)
+        process.stdout.write('Nothing to recover.\n');
       for (const r of outcome.recovered) {
         process.stdout.write(
           `Run ${r.runId}: ${r.undone.length > 0 ? `undid ${r.undone.join(', ')}` : 'nothing left to undo'}${r.failed.length > 0 ? `; FAILED: ${r.failed.map((f) => `${f.kind} (${f.error})`).join('; ')}` : ''}\n`,
