@@ -1,6 +1,7 @@
 /** `dssnap list`: the catalog of a destination (and the state dir), plus retained snapshots. */
 import { join, resolve } from 'node:path';
 import { catalogDir, type Manifest, readManifests } from '../../catalog/manifest.js';
+import { parseDestination } from '../../copy/destination.js';
 import { formatBytes, formatDuration } from '../../duration.js';
 import { DssnapError } from '../../errors.js';
 import { loadProvider } from '../../provider/registry.js';
@@ -18,7 +19,12 @@ export async function handleList(argv: ListArgs): Promise<number> {
       });
     }
     const stateDir = argv.stateDir ?? '/var/lib/dssnap';
-    const dirs = [...(argv.to ? [catalogDir(resolve(argv.to))] : []), join(stateDir, 'catalog')];
+    const destination = argv.to ? parseDestination(argv.to) : undefined;
+    // Remote destinations are catalogued in the state dir only.
+    const dirs = [
+      ...(destination?.kind === 'local' ? [catalogDir(resolve(destination.path))] : []),
+      join(stateDir, 'catalog'),
+    ];
     const seen = new Set<string>();
     let backups: Manifest[] = [];
     for (const dir of dirs) {
@@ -29,6 +35,8 @@ export async function handleList(argv: ListArgs): Promise<number> {
     }
     const dataDir = argv.dataDir ? resolve(argv.dataDir) : undefined;
     if (dataDir) backups = backups.filter((m) => m.dataDir === dataDir);
+    if (destination?.kind === 'remote')
+      backups = backups.filter((m) => m.copy?.location.startsWith(`${argv.to}/`));
     backups.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
     let snapshots: Snapshot[] = [];
     if (argv.provider) {
