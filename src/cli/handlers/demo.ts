@@ -22,15 +22,15 @@ import { formatTable } from './list.js';
 const nobody = { uid: 65534, gid: 65534 };
 
 export async function handleDemo(argv: DemoArgs): Promise<number> {
-  const log = loggerFor({ ...argv, logLevel: argv.logLevel ?? 'warn' });
+  const log = loggerFor({ ...argv, logLevel: argv.logLevel ?? 'error' });
   const say = (text: string) => {
     if (!argv.json) process.stdout.write(`${text}\n`);
   };
   const cleanups: Array<() => Promise<unknown>> = [];
-  const work = await mkdtemp(join(tmpdir(), 'dssnap-demo-'));
-  await chmod(work, 0o755);
-  cleanups.push(() => rm(work, { recursive: true, force: true }));
   try {
+    const work = await mkdtemp(join(tmpdir(), 'dssnap-demo-'));
+    await chmod(work, 0o755);
+    cleanups.push(() => rm(work, { recursive: true, force: true }));
     const { generateDataDir, mutateDataDir } = await import('../../../test/fixtures/generate-data-dir.js');
     const isRoot = process.geteuid?.() === 0;
     const btrfs = isRoot && (await btrfsAvailable());
@@ -111,7 +111,7 @@ export async function handleDemo(argv: DemoArgs): Promise<number> {
   } finally {
     for (const cleanup of cleanups)
       await cleanup().catch((error) => log.warn({ err: error }, 'Demo clean-up step failed'));
-    if (!argv.keep) say('Cleaned up: DSS stopped, the loop volume, its snapshots and the backups removed.');
+    if (!argv.keep) say('Cleaned up: DSS stopped; the demo volume, its snapshots and the backups removed.');
   }
 }
 
