@@ -2,11 +2,12 @@
  * The CLI as users and scripts see it: exit codes, messages with hints, `--json`, config files —
  * and bad input that changes nothing.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDss } from '../../src/dss/control.js';
+import { run } from '../../src/host/exec.js';
 import { silentLogger } from '../../src/log.js';
 import { acquireLock } from '../../src/procedure/lock.js';
 import { dssnap } from '../support/cli.js';
@@ -108,6 +109,23 @@ describe('dssnap CLI', () => {
       expect(result.exitCode).toBe(3);
       expect(result.stderr).toMatch(/is inside DATA_DIR/);
     });
+  });
+
+  it('exits 3 when the destination is not writable, saying so', async () => {
+    const readOnly = join(scratch, 'read-only');
+    await mkdir(readOnly);
+    await run('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', readOnly]);
+    try {
+      await expectUnchanged(async () => {
+        const result = await dssnap(['backup', ...common, '--to', join(readOnly, 'dss')]);
+
+        expect(result.exitCode).toBe(3);
+        expect(result.stderr).toMatch(/is not writable/);
+        expect(result.stderr).toMatch(/hint: .*write access/);
+      });
+    } finally {
+      await run('umount', [readOnly]);
+    }
   });
 
   it('exits 3 on a path that is not a DSS data dir, saying what is missing', async () => {
