@@ -27,7 +27,13 @@ import {
   type Volume,
 } from '../../src/provider/types.js';
 import { readSidecar, readSidecars, removeSidecar, type SidecarRecord, writeSidecar } from './sidecar.js';
-import { createReadOnlySnapshot, deleteSubvolume, showSubvolume, topLevelSubvolumeId } from './subvolume.js';
+import {
+  createReadOnlySnapshot,
+  deleteSubvolume,
+  nestedSubvolumes,
+  showSubvolume,
+  topLevelSubvolumeId,
+} from './subvolume.js';
 
 /** Default snapshot directory, at the root of the mounted btrfs filesystem. */
 export const defaultSnapshotDirName = '.dssnap-snapshots';
@@ -115,6 +121,17 @@ export function createBtrfsProvider(options: ProviderOptions): SnapshotProvider 
           'UNSUPPORTED',
           `DATA_DIR '${dataDir}' is the top-level subvolume (id 5) of its btrfs filesystem: a snapshot would hold the whole filesystem, not DATA_DIR alone`,
           { hint: makeSubvolumeHint(path), details: { dataDir, mountPoint: mount.target } },
+        );
+      }
+      const nested = await nestedSubvolumes(path);
+      if (nested.length > 0) {
+        throw new DssnapError(
+          'UNSUPPORTED',
+          `DATA_DIR '${dataDir}' holds nested btrfs subvolumes (${nested.join(', ')}): a snapshot would show them as empty directories, so they would be missing from the backup`,
+          {
+            hint: 'Turn them into plain directories (stop DSS; cp -a --reflink=always into a new directory; delete the subvolume; rename), or back up with --mode cold.',
+            details: { dataDir, nested },
+          },
         );
       }
       return [

@@ -45,3 +45,21 @@ export async function createReadOnlySnapshot(source: string, target: string): Pr
 export async function deleteSubvolume(path: string): Promise<void> {
   await run('btrfs', ['subvolume', 'delete', path], { timeoutMs: 120_000 });
 }
+
+/**
+ * Paths (relative to `path`) of the subvolumes nested below the subvolume at `path`. A snapshot does
+ * not descend into them: they appear as empty directories in it. Changes nothing.
+ */
+export async function nestedSubvolumes(path: string): Promise<string[]> {
+  const [{ stdout: list }, self] = await Promise.all([
+    run('btrfs', ['subvolume', 'list', '-o', path]),
+    showSubvolume(path),
+  ]);
+  const prefix = self && self.pathInFilesystem !== '/' ? `${self.pathInFilesystem.replace(/^\//, '')}/` : '';
+  return list
+    .split('\n')
+    .map((line) => /\bpath (.+)$/.exec(line.trim())?.[1])
+    .filter((p): p is string => Boolean(p))
+    .map((p) => (p.startsWith(`<FS_TREE>/`) ? p.slice('<FS_TREE>/'.length) : p))
+    .map((p) => (p.startsWith(prefix) ? p.slice(prefix.length) : p));
+}

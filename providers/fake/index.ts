@@ -49,6 +49,8 @@ const faultSchema = z.strictObject({
 });
 
 const settingsSchema = z.strictObject({
+  /** Paths of other filesystems mounted below DATA_DIR that `locate` reports as volumes of their own. */
+  nestedVolumes: z.array(z.string().min(1)).optional(),
   /** Polls answered `pending` before `ready`. Default 1. */
   pendingPolls: z.number().int().nonnegative().optional(),
   faults: z.partialRecord(z.enum(fakeMethods), faultSchema).optional(),
@@ -173,6 +175,18 @@ export async function createFakeProvider(options: ProviderOptions): Promise<Snap
         );
       }
       const mount = await findMount(path);
+      const nested = await Promise.all(
+        (settings.nestedVolumes ?? []).map(async (nestedPath) => {
+          const nestedMount = await findMount(resolve(nestedPath));
+          return {
+            id: `fake:${resolve(nestedPath)}`,
+            mountPoint: resolve(nestedPath),
+            relativePath: '',
+            fsType: nestedMount.fsType,
+            device: nestedMount.device,
+          };
+        }),
+      );
       return [
         {
           id: `fake:${path}`,
@@ -181,6 +195,7 @@ export async function createFakeProvider(options: ProviderOptions): Promise<Snap
           fsType: mount.fsType,
           device: mount.device,
         },
+        ...nested,
       ];
     },
 

@@ -6,7 +6,7 @@
  * The same code, with a dry-run runner, produces `dssnap plan`.
  */
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { catalogDir, type Manifest, writeManifest } from '../catalog/manifest.js';
 import type { BackupOptions } from '../config.js';
 import { createGeneration } from '../copy/rsync-generations.js';
@@ -16,17 +16,23 @@ import { stopDss } from '../dss/control.js';
 import { parseDuration } from '../duration.js';
 import { DssnapError, ExitCode, type ExitCodeValue } from '../errors.js';
 import { whileFrozen } from '../host/fsfreeze.js';
-import { mountReadOnly } from '../host/mounts.js';
+import { bindMountReadOnly, mountReadOnly } from '../host/mounts.js';
 import type { Logger } from '../log.js';
 import { archiveJournal, createRunId, type Json, openJournal } from '../procedure/journal.js';
 import { acquireLock } from '../procedure/lock.js';
 import { createRunner, type PlannedStep, type Runner } from '../procedure/runner.js';
-import { type Snapshot, TagKey, type Tags } from '../provider/types.js';
+import { type Exposure, type Snapshot, TagKey, type Tags, type Volume } from '../provider/types.js';
 import { waitForSnapshotsReady } from '../provider/wait.js';
-import type { Destination } from './destination.js';
+import { type Destination, isWithin } from './destination.js';
 import { type Preflight, preflight } from './preflight.js';
 import { recoverRun } from './recover.js';
-import { type CopyIntent, StepKind, type StepKindName, undoHandlers } from './undo-steps.js';
+import {
+  type CopyIntent,
+  type MountIntent,
+  StepKind,
+  type StepKindName,
+  undoHandlers,
+} from './undo-steps.js';
 
 export interface BackupDeps {
   log: Logger;
@@ -232,7 +238,7 @@ async function execute(
         }),
       preview: () => undefined,
     });
-    if (options.copy === 'full') copy = await copyFromSnapshot(ctx, snapshots[0]!);
+    if (options.copy === 'full') copy = await copyFromSnapshots(ctx, snapshots);
     if (options.keepSnapshot) {
       snapshots = await runner.step({
         kind: 'retain-snapshots',
@@ -392,12 +398,72 @@ async function snapshotSteps(ctx: RunContext): Promise<{ snapshots: Snapshot[]; 
   return { snapshots, pauseMs: performance.now() - started };
 }
 
-async function copyFromSnapshot(ctx: RunContext, snapshot: Snapshot): Promise<CopyResult> {
+/**
+ * Expose every snapshot and assemble DATA_DIR as it was at the snapshot instant: the volume holding
+ * DATA_DIR first, then each volume mounted below DATA_DIR mounted into place on top of it (a device is
+ * mounted read-only, a directory bind-mounted), so one copy sees the whole tree. Unmounted and released
+ * in reverse order once the copy is done.
+ */
+async function copyFromSnapshots(ctx: RunContext, snapshots: readonly Snapshot[]): Promise<CopyResult> {
   const { plan, runner } = ctx;
-  const provider = plan.provider!;
-  const volume = plan.volumes[0]!;
+  const [primary, ...nested] = volumesInMountOrder(plan.volumes, plan.dataDir.path);
+  let source = '';
+  let mounts = 0;
+  for (const volume of [primary!, ...nested]) {
+    const snapshot = snapshots.find((s) => s.volumeId === volume.id);
+    if (!snapshot) throw new DssnapError('PROVIDER_ERROR', `No snapshot was taken of volume ${volume.id}`);
+    const exposure = await exposeStep(ctx, snapshot);
+    if (volume === primary) {
+      if (exposure.directory) {
+        source = join(exposure.directory, volume.relativePath);
+        continue;
+      }
+      const mountPoint = join(ctx.options.mountRoot, ctx.runId, snapshot.id.replace(/[^A-Za-z0-9._-]/g, '_'));
+      await mountStep(ctx, { mountPoint, ...deviceOf(ctx, exposure, volume) });
+      mounts++;
+      source = join(mountPoint, volume.relativePath);
+      continue;
+    }
+    const mountPoint = join(source, relative(plan.dataDir.path, volume.mountPoint));
+    await mountStep(
+      ctx,
+      exposure.directory
+        ? { mountPoint, device: join(exposure.directory, volume.relativePath), fsType: 'none', bind: true }
+        : { mountPoint, ...deviceOf(ctx, exposure, volume) },
+    );
+    mounts++;
+  }
+  const copy = await copyStep(ctx, source);
+  for (let i = 0; i < mounts; i++) await runner.undoNow(StepKind.mount);
+  for (let i = 0; i <= nested.length; i++) await runner.undoNow(StepKind.expose);
+  return copy;
+}
+
+/** The volume holding DATA_DIR first, then the volumes mounted below it, outermost first. */
+export function volumesInMountOrder(volumes: readonly Volume[], dataDir: string): Volume[] {
+  const primary = volumes.find((v) => !isWithin(v.mountPoint, dataDir) || v.mountPoint === dataDir);
+  if (!primary)
+    throw new DssnapError('PROVIDER_ERROR', `None of the volumes located holds ${dataDir} itself`);
+  const nested = volumes
+    .filter((v) => v !== primary)
+    .sort((a, b) => a.mountPoint.split('/').length - b.mountPoint.split('/').length);
+  return [primary, ...nested];
+}
+
+function deviceOf(ctx: RunContext, exposure: Exposure, volume: Volume): { device: string; fsType: string } {
+  if (!exposure.device) {
+    throw new DssnapError(
+      'PROVIDER_ERROR',
+      `Provider ${ctx.plan.provider!.id} exposed neither a directory nor a device for ${exposure.snapshotId}`,
+    );
+  }
+  return { device: exposure.device, fsType: exposure.fsType ?? volume.fsType };
+}
+
+function exposeStep(ctx: RunContext, snapshot: Snapshot): Promise<Exposure> {
+  const provider = ctx.plan.provider!;
   const exposeIntent = { snapshot };
-  const exposure = await runner.step({
+  return ctx.runner.step({
     kind: StepKind.expose,
     title: `Expose snapshot ${snapshot.id} on this host`,
     intent: exposeIntent as unknown as Json,
@@ -410,33 +476,20 @@ async function copyFromSnapshot(ctx: RunContext, snapshot: Snapshot): Promise<Co
       resources: [],
     }),
   });
-  let root = exposure.directory;
-  if (!root) {
-    if (!exposure.device) {
-      throw new DssnapError(
-        'PROVIDER_ERROR',
-        `Provider ${provider.id} exposed neither a directory nor a device`,
-      );
-    }
-    const mountIntent = {
-      mountPoint: join(ctx.options.mountRoot, ctx.runId, snapshot.id.replace(/[^A-Za-z0-9._-]/g, '_')),
-      device: exposure.device,
-      fsType: exposure.fsType ?? volume.fsType,
-    };
-    await runner.step({
-      kind: StepKind.mount,
-      title: `Mount ${exposure.device} read-only at ${mountIntent.mountPoint}`,
-      intent: mountIntent,
-      run: () => mountReadOnly(mountIntent.device, mountIntent.mountPoint, mountIntent.fsType),
-      undo: () => ctx.undo(StepKind.mount, mountIntent)(null),
-      preview: () => undefined,
-    });
-    root = mountIntent.mountPoint;
-  }
-  const copy = await copyStep(ctx, join(root, volume.relativePath));
-  if (!exposure.directory) await runner.undoNow(StepKind.mount);
-  await runner.undoNow(StepKind.expose);
-  return copy;
+}
+
+async function mountStep(ctx: RunContext, intent: MountIntent): Promise<void> {
+  await ctx.runner.step({
+    kind: StepKind.mount,
+    title: `${intent.bind ? 'Bind-mount' : 'Mount'} ${intent.device} read-only at ${intent.mountPoint}`,
+    intent: intent as unknown as Json,
+    run: () =>
+      intent.bind
+        ? bindMountReadOnly(intent.device, intent.mountPoint)
+        : mountReadOnly(intent.device, intent.mountPoint, intent.fsType),
+    undo: () => ctx.undo(StepKind.mount, intent)(null),
+    preview: () => undefined,
+  });
 }
 
 async function copyStep(ctx: RunContext, source: string): Promise<CopyResult> {

@@ -14,7 +14,7 @@ import { measureTree } from '../dss/tree-size.js';
 import { parseDuration } from '../duration.js';
 import { DssnapError } from '../errors.js';
 import { requireTool } from '../host/exec.js';
-import { mountOf } from '../host/mounts.js';
+import { mountOf, mountsBelow } from '../host/mounts.js';
 import type { Logger } from '../log.js';
 import { detectProvider, loadProvider } from '../provider/registry.js';
 import { withRetries } from '../provider/retry.js';
@@ -90,6 +90,7 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
       );
     }
     volumes = await provider.locate(dataDir.path);
+    await checkMountsCovered(dataDir.path, volumes, provider.id);
     if (quiesce === 'fsfreeze') await checkFreezable(volumes, options);
   } else if (options.quiesce && options.quiesce !== 'stop') {
     throw new DssnapError(
@@ -139,6 +140,28 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
     ...(estimatedBytes !== undefined ? { estimatedBytes } : {}),
     checkJobs: jobsCheck(options, deps, mode === 'cold' || quiesce === 'stop'),
   };
+}
+
+/**
+ * A filesystem mounted inside DATA_DIR that the provider did not locate would be missing from the
+ * snapshot (it shows as an empty directory there): refuse rather than lose it silently.
+ */
+async function checkMountsCovered(
+  dataDir: string,
+  volumes: readonly Volume[],
+  providerId: string,
+): Promise<void> {
+  const covered = new Set(volumes.map((v) => v.mountPoint));
+  const uncovered = (await mountsBelow(dataDir)).filter((target) => !covered.has(target));
+  if (uncovered.length > 0) {
+    throw new DssnapError(
+      'UNSUPPORTED',
+      `Other filesystems are mounted inside DATA_DIR (${uncovered.join(', ')}) and the ${providerId} provider does not snapshot them: they would be missing from the backup`,
+      {
+        hint: 'Use a provider that snapshots every volume of DATA_DIR (e.g. lvm), unmount them, or use --mode cold.',
+      },
+    );
+  }
 }
 
 /**

@@ -48,8 +48,10 @@ export interface ExposeRecord {
 }
 export interface MountIntent {
   mountPoint: string;
+  /** A block device, or for a bind mount the directory mounted. */
   device: string;
   fsType: string;
+  bind?: boolean;
 }
 export interface CopyIntent {
   format: 'rsync' | 'tar';

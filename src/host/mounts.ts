@@ -2,6 +2,7 @@
  * Mount facts and read-only mounts of exposed snapshots. The exposed device is a writable clone, so a
  * plain `ro` mount replays the journal into the clone and yields a clean filesystem (DESIGN.md §4b).
  */
+import { existsSync } from 'node:fs';
 import { mkdir, rmdir } from 'node:fs/promises';
 import { DssnapError } from '../errors.js';
 import { CommandError, run } from './exec.js';
@@ -26,6 +27,17 @@ export async function mountOf(path: string): Promise<MountInfo> {
   return { target: fs.target, source: fs.source, fsType: fs.fstype, options: fs.options };
 }
 
+/** Mount points strictly below `path` (other filesystems mounted inside it), outermost first. */
+export async function mountsBelow(path: string): Promise<string[]> {
+  const { stdout } = await run('findmnt', ['-J', '-l', '-o', 'TARGET']);
+  const parsed = JSON.parse(stdout) as { filesystems: Array<{ target: string }> };
+  const prefix = path.endsWith('/') ? path : `${path}/`;
+  return parsed.filesystems
+    .map((fs) => fs.target)
+    .filter((target) => target.startsWith(prefix))
+    .sort((a, b) => a.split('/').length - b.split('/').length);
+}
+
 /** True when `path` is itself a mount point. */
 export async function isMountPoint(path: string): Promise<boolean> {
   try {
@@ -47,10 +59,19 @@ export function readOnlyMountOptions(fsType: string): string[] {
 
 /** Mount `device` read-only at `mountPoint` (created if needed). Returns when mounted. */
 export async function mountReadOnly(device: string, mountPoint: string, fsType: string): Promise<void> {
-  await mkdir(mountPoint, { recursive: true, mode: 0o700 });
+  // A nested volume's mount point already exists inside the (read-only) parent snapshot.
+  if (!existsSync(mountPoint)) await mkdir(mountPoint, { recursive: true, mode: 0o700 });
   await run('mount', ['-t', fsType, '-o', readOnlyMountOptions(fsType).join(','), device, mountPoint], {
     timeoutMs: 120_000,
   });
+}
+
+/**
+ * Bind-mount the directory `source` read-only at `mountPoint` (an existing directory: below another
+ * snapshot's read-only mount it cannot be created). Returns when mounted.
+ */
+export async function bindMountReadOnly(source: string, mountPoint: string): Promise<void> {
+  await run('mount', ['--bind', '-o', 'ro,nosuid,nodev,noexec', source, mountPoint], { timeoutMs: 60_000 });
 }
 
 /**

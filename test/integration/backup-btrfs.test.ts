@@ -10,6 +10,7 @@ import { planBackup, runBackup } from '../../src/backup/backup.js';
 import { catalogDir, readManifests } from '../../src/catalog/manifest.js';
 import { extractArchive } from '../../src/copy/tar-archive.js';
 import { startDss } from '../../src/dss/control.js';
+import { run } from '../../src/host/exec.js';
 import { silentLogger } from '../../src/log.js';
 import { leftoverJournals } from '../../src/procedure/journal.js';
 import { acquireLock } from '../../src/procedure/lock.js';
@@ -104,6 +105,22 @@ describe('snapshot backup on btrfs', () => {
     await expect(run).rejects.toThrow(/waits for the thaw forever|frozen/);
     expect([await host.destinationEntries(), await host.snapshotEntries()]).toEqual(before);
     expect(await host.dssState()).toBe('running');
+  });
+
+  it('refuses a DATA_DIR holding a nested subvolume, which a snapshot would leave out', async () => {
+    const nested = join(host.dataDir, 'managed_datasets', 'nested_subvolume');
+    await run('btrfs', ['subvolume', 'create', nested]);
+    try {
+      const before = [await host.destinationEntries(), await host.snapshotEntries()];
+
+      const backup = runBackup(host.options(), { log });
+
+      await expect(backup).rejects.toMatchObject({ code: 'UNSUPPORTED', exitCode: 5 });
+      await expect(backup).rejects.toThrow(/nested btrfs subvolumes \(managed_datasets\/nested_subvolume\)/);
+      expect([await host.destinationEntries(), await host.snapshotEntries()]).toEqual(before);
+    } finally {
+      await run('btrfs', ['subvolume', 'delete', nested]);
+    }
   });
 
   it('refuses a second run while another holds the lock, naming the run and its pid', async () => {
