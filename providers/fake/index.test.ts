@@ -154,7 +154,7 @@ describe('fake provider', () => {
     [{ faults: { list: { error: 'flaky' } } }, 'setting \'faults.list.error\' = "flaky"'],
     [
       { pendingPoll: 1 },
-      "unknown setting(s) 'pendingPoll' (valid: pendingPolls, faults, hang, progressFailure)",
+      "unknown setting(s) 'pendingPoll' (valid: nestedVolumes, pendingPolls, faults, hang, progressFailure)",
     ],
   ])('rejects bad settings %j naming the setting', async (settings, message) => {
     const creating = createFakeProvider({ stateDir, settings });
