@@ -84,6 +84,33 @@ describe('dssnap CLI, more', () => {
     );
   });
 
+  it('takes a snapshot-only rollback point with --copy none --keep-snapshot, catalogued in the state dir', async () => {
+    const result = await dssnap(['backup', ...common, '--copy', 'none', '--keep-snapshot', '--json']);
+
+    expect(result.exitCode).toBe(0);
+    const { manifest } = JSON.parse(result.stdout);
+    expect(manifest.copy).toBeUndefined();
+    expect(manifest.snapshots).toEqual([expect.objectContaining({ provider: 'btrfs', retained: true })]);
+    const listed = await dssnap([
+      'list',
+      '--state-dir',
+      host.stateDir,
+      '--provider',
+      'btrfs',
+      '--snapshot-dir',
+      host.snapshotDir!,
+    ]);
+    expect(listed.stdout).toMatch(new RegExp(`${manifest.id}.*snapshot/btrfs\\s+snapshot`));
+    expect(listed.stdout).toContain(manifest.snapshots[0].id);
+  });
+
+  it('refuses --copy none without --keep-snapshot: nothing would be kept', async () => {
+    const result = await dssnap(['backup', ...common, '--copy', 'none']);
+
+    expect(result.exitCode).toBe(3);
+    expect(result.stderr).toMatch(/--copy none needs snapshot mode and --keep-snapshot/);
+  });
+
   it('cleanup deletes what a run left without a journal, never a retained snapshot', async () => {
     const provider = createBtrfsProvider({
       stateDir: host.stateDir,
