@@ -77,7 +77,8 @@ describe('fsfreeze quiesce on XFS', () => {
     expect(result.exitCode).toBe(0);
     expect(result.manifest.quiesce).toBe('fsfreeze');
     expect(result.manifest.pauseMs).toBeGreaterThanOrEqual(300);
-    expect(result.manifest.pauseMs).toBeLessThan(3_000);
+    // Below the 5 s --max-pause watchdog (a loaded machine stretches the freeze and thaw calls).
+    expect(result.manifest.pauseMs).toBeLessThan(5_000);
     await expectWritable(dataDir);
   });
 
