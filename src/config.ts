@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { DssnapError } from './errors.js';
 
-const duration = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+/** A duration option or setting (`500ms`, `30s`, `5m`, or seconds): also used by provider settings. */
+export const duration = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
   try {
     parseDuration(value, 'option');
   } catch {
@@ -19,6 +20,8 @@ const duration = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
     });
   }
 });
+/** A retention count: whole periods to keep, -1 for all (flags, env vars and files alike). */
+const keepCount = z.coerce.number().int().min(-1).optional();
 const stringList = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]));
 
 /** Every option a backup run takes. Names are camelCase here, kebab-case on the command line and in files. */
@@ -47,9 +50,30 @@ export const backupOptionsSchema = z.strictObject({
   stateDir: z.string().default('/var/lib/dssnap'),
   mountRoot: z.string().default('/run/dssnap'),
   snapshotDir: z.string().optional(),
+  /** lvm: copy-on-write size of classic snapshots, `20%` of the origin or a size (`2G`). */
+  snapshotSize: z.string().optional(),
+  /** aws: the EBS volume(s) behind DATA_DIR, overriding detection (`vol-…` or `vol-…=/mount/point`). */
+  volume: stringList.optional(),
+  /** gcp: the persistent disk(s) behind DATA_DIR, overriding detection (`name` or `name=/mount/point`). */
+  disk: stringList.optional(),
+  /** gcp: where snapshots are stored (`eu`, `us-central1`…); default: Google's nearest. */
+  snapshotLocation: z.string().min(1).optional(),
   /** Provider-specific settings (config file only), validated strictly by the provider. */
   providerOptions: z.record(z.string(), z.unknown()).optional(),
   sshCommand: z.string().optional(),
+  /** Govern nodes: the PostgreSQL database (default: config/dip.properties); password never here. */
+  governDb: z.string().min(1).optional(),
+  governDbPasswordFile: z.string().optional(),
+  /** Apply the keep-* policy after a successful run. */
+  prune: z.boolean().default(false),
+  keepLast: keepCount,
+  keepHourly: keepCount,
+  keepDaily: keepCount,
+  keepWeekly: keepCount,
+  keepMonthly: keepCount,
+  keepYearly: keepCount,
+  /** IANA zone in which retention counts days and weeks (default: this host's). */
+  timeZone: z.string().min(1).optional(),
 });
 export type BackupOptions = z.output<typeof backupOptionsSchema>;
 

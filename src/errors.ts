@@ -34,6 +34,11 @@ export type ErrorCode =
   | 'INTERRUPTED'
   | 'COPY_FAILED'
   | 'NOT_FOUND'
+  | 'VERSION_MISMATCH'
+  | 'BACKUP_INVALID'
+  | 'DATABASE_UNREACHABLE'
+  | 'DATABASE_NOT_EMPTY'
+  | 'DATABASE_ERROR'
   | 'INTERNAL';
 
 const exitCodeOf: Record<ErrorCode, ExitCodeValue> = {
@@ -55,6 +60,11 @@ const exitCodeOf: Record<ErrorCode, ExitCodeValue> = {
   INTERRUPTED: ExitCode.interrupted,
   COPY_FAILED: ExitCode.failed,
   NOT_FOUND: ExitCode.usage,
+  VERSION_MISMATCH: ExitCode.refused,
+  BACKUP_INVALID: ExitCode.failed,
+  DATABASE_UNREACHABLE: ExitCode.refused,
+  DATABASE_NOT_EMPTY: ExitCode.refused,
+  DATABASE_ERROR: ExitCode.failed,
   INTERNAL: ExitCode.failed,
 };
 

@@ -7,7 +7,9 @@
  */
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
-import { catalogDir, type Manifest, writeManifest } from '../catalog/manifest.js';
+import { hashFilesStep, hashStepKind } from '../catalog/hash-step.js';
+import { catalogDir, type Manifest, type ManifestFileIndex, writeManifest } from '../catalog/manifest.js';
+import { type PruneResult, policyOf, pruneAfterBackup } from '../catalog/prune.js';
 import type { BackupOptions } from '../config.js';
 import { createGeneration } from '../copy/rsync-generations.js';
 import { createArchive } from '../copy/tar-archive.js';
@@ -15,6 +17,12 @@ import type { CopyProgress, CopyResult } from '../copy/types.js';
 import { stopDss } from '../dss/control.js';
 import { parseDuration } from '../duration.js';
 import { DssnapError, ExitCode, type ExitCodeValue } from '../errors.js';
+import {
+  type GovernBackupPlan,
+  governDumpStepKind,
+  governPreflight,
+  startGovernDump,
+} from '../govern/backup-step.js';
 import { whileFrozen } from '../host/fsfreeze.js';
 import { bindMountReadOnly, mountReadOnly } from '../host/mounts.js';
 import type { Logger } from '../log.js';
@@ -49,6 +57,8 @@ export interface BackupResult {
   exitCode: ExitCodeValue;
   manifest: Manifest;
   manifestPath: string;
+  /** `--prune`: what the retention policy removed after the run. */
+  prune?: PruneResult;
 }
 
 export interface BackupPlan {
@@ -63,6 +73,7 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
   const runId = createRunId(startedAt);
   const log = deps.log.child({ runId });
   const plan = await preflight(options, { log, env: deps.env ?? process.env });
+  const extras = await preflightExtras(options, plan, runId, { ...deps, log });
 
   const acquired = acquireLock(options.stateDir, plan.dataDir.path, runId);
   try {
@@ -77,7 +88,7 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
     const runner = createRunner({ runId, journal, log, ...(deps.signal ? { signal: deps.signal } : {}) });
     let manifest: Manifest;
     try {
-      manifest = await execute(options, plan, runner, { ...deps, log }, startedAt);
+      manifest = await execute(options, plan, runner, { ...deps, log }, startedAt, extras);
     } catch (error) {
       const failure = deps.signal?.aborted
         ? new DssnapError('INTERRUPTED', 'The backup was interrupted; everything it did was undone', {
@@ -100,17 +111,23 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
     }
     // Catalogued: the copy is a backup now, nothing of it is to be undone any more.
     runner.dropUndo(StepKind.copy);
+    runner.dropUndo(hashStepKind);
+    runner.dropUndo(governDumpStepKind);
     await runner.finish();
     journal.close();
     archiveJournal(journal.path);
     log.info({ backupId: manifest.id, pauseMs: manifest.pauseMs, phase: manifest.phase }, 'Backup done');
+    // --prune: the backup is done whatever the prune does; a failed prune is a warning (exit 2).
+    const prune = options.prune ? await pruneAfterBackup(options, runId, log) : undefined;
+    const pruneFailed = prune !== undefined && (prune.failed > 0 || prune.error !== undefined);
     return {
       runId,
       backupId: manifest.id,
       phase: manifest.phase,
-      exitCode: manifest.phase === 'completed' ? ExitCode.ok : ExitCode.completedWithWarnings,
+      exitCode: manifest.phase === 'completed' && !pruneFailed ? ExitCode.ok : ExitCode.completedWithWarnings,
       manifest,
       manifestPath,
+      ...(prune ? { prune } : {}),
     };
   } finally {
     acquired.lock.release();
@@ -121,13 +138,40 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
 export async function planBackup(options: BackupOptions, deps: BackupDeps): Promise<BackupPlan> {
   const runId = createRunId();
   const plan = await preflight(options, { log: deps.log, env: deps.env ?? process.env });
+  const extras = await preflightExtras(options, plan, runId, deps);
   const runner = createRunner({ runId, log: deps.log, dryRun: true });
-  await execute(options, plan, runner, deps, new Date());
+  await execute(options, plan, runner, deps, new Date(), extras);
   return { runId, preflight: plan, steps: runner.plan };
 }
 
 function manifestDir(options: BackupOptions, destination: Destination | undefined): string {
   return destination?.kind === 'local' ? catalogDir(destination.path) : join(options.stateDir, 'catalog');
+}
+
+/** Checks of the Govern database and the --prune policy: before anything changes. */
+interface BackupExtras {
+  govern?: GovernBackupPlan;
+}
+
+async function preflightExtras(
+  options: BackupOptions,
+  plan: Preflight,
+  runId: string,
+  deps: BackupDeps,
+): Promise<BackupExtras> {
+  if (options.prune) policyOf(options);
+  const govern = await governPreflight({
+    nodeType: plan.dataDir.nodeType,
+    dataDir: plan.dataDir.path,
+    backupId: runId,
+    ...(plan.destination ? { destination: plan.destination } : {}),
+    stateDir: options.stateDir,
+    ...(options.governDb ? { governDb: options.governDb } : {}),
+    ...(options.governDbPasswordFile ? { governDbPasswordFile: options.governDbPasswordFile } : {}),
+    env: deps.env ?? process.env,
+    log: deps.log,
+  });
+  return govern ? { govern } : {};
 }
 
 /** What `dssnap recover` needs to rebuild the undo handlers of this run in another process. */
@@ -165,6 +209,8 @@ interface RunContext {
   backupId: string;
   tags: Tags;
   undo: (kind: StepKindName, intent: unknown) => (result: unknown) => Promise<void>;
+  /** The file index, once hashed (a remote copy's source is hashed inside the copy step). */
+  files?: ManifestFileIndex;
 }
 
 async function execute(
@@ -173,6 +219,7 @@ async function execute(
   runner: Runner,
   deps: BackupDeps,
   startedAt: Date,
+  extras: BackupExtras = {},
 ): Promise<Manifest> {
   const runId = runner.runId;
   const handlers = undoHandlers({
@@ -216,15 +263,19 @@ async function execute(
   let snapshots: Snapshot[] = [];
   let pauseMs: number;
   let copy: CopyResult | undefined;
+  // Govern: the database dump starts right after the snapshot instant (cold: right after the stop).
+  let dumping: ReturnType<typeof startGovernDump> | undefined;
   if (plan.mode === 'cold') {
     const stopped = performance.now();
     await stopDssStep(ctx);
+    if (extras.govern) dumping = startGovernDump(runner, extras.govern, performance.now(), deps.log);
     copy = await copyStep(ctx, plan.dataDir.path);
     // On failure the runner's undo starts DSS; here it is started right after the copy.
     await runner.undoNow(StepKind.stopDss);
     pauseMs = performance.now() - stopped;
   } else {
     const taken = await snapshotSteps(ctx);
+    if (extras.govern) dumping = startGovernDump(runner, extras.govern, performance.now(), deps.log);
     snapshots = taken.snapshots;
     pauseMs = taken.pauseMs;
     const provider = plan.provider!;
@@ -257,6 +308,8 @@ async function execute(
     }
   }
 
+  if (copy && !ctx.files) ctx.files = await hashCopyStep(ctx, copy);
+  const governDb = dumping ? await dumping : undefined;
   const warnings = [...runner.warnings.map((w) => w.message), ...(copy?.warnings ?? [])];
   const finishedAt = new Date();
   return {
@@ -309,7 +362,24 @@ async function execute(
       .filter((t) => !t.undo)
       .map((t) => ({ kind: t.kind, title: t.title, durationMs: Math.round(t.durationMs) })),
     warnings,
+    ...(ctx.files ? { files: ctx.files } : {}),
+    ...(governDb ? { governDb } : {}),
   };
+}
+
+/** Hash the local copy (generation or archive) after it is complete, into the catalog. */
+function hashCopyStep(ctx: RunContext, copy: CopyResult): Promise<ManifestFileIndex> {
+  const { options, plan } = ctx;
+  return hashFilesStep({
+    runner: ctx.runner,
+    backupId: ctx.backupId,
+    catalogDir: manifestDir(options, plan.destination),
+    ...(options.format === 'tar' ? { archive: copy.location } : { tree: copy.location }),
+    ...(plan.previousGeneration && options.format === 'rsync'
+      ? { previousBackupId: plan.previousGeneration }
+      : {}),
+    source: 'copy',
+  });
 }
 
 async function stopDssStep(ctx: RunContext): Promise<void> {
@@ -537,5 +607,22 @@ async function copyStep(ctx: RunContext, source: string): Promise<CopyResult> {
     }),
   });
   for (const warning of result.warnings) ctx.deps.log.warn({ warning }, 'Copy completed with a warning');
+  if (plan.destination?.kind === 'remote') {
+    // A remote copy cannot be walked here: hash what it was copied from, before that is released.
+    ctx.files = await hashFilesStep({
+      runner: ctx.runner,
+      backupId: ctx.backupId,
+      catalogDir: manifestDir(options, plan.destination),
+      tree: source,
+      source: 'snapshot',
+      skip: excludedTopLevel(plan.exclusions.patterns),
+    });
+  }
   return result;
+}
+
+/** The anchored folder patterns (`/tmp/`) as a skip test for hashing a copy's source. */
+function excludedTopLevel(patterns: readonly string[]): (path: string) => boolean {
+  const names = new Set(patterns.map((p) => /^\/([^/*?[]+)\/?$/.exec(p)?.[1]).filter((n) => n !== undefined));
+  return (path) => names.has(path);
 }

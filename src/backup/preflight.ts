@@ -75,6 +75,8 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
     providerSettings = {
       ...options.providerOptions,
       ...(options.snapshotDir ? { snapshotDir: options.snapshotDir } : {}),
+      ...(options.snapshotSize ? { snapshotSize: options.snapshotSize } : {}),
+      ...(options.volume?.length ? { volumes: options.volume } : {}),
     };
     const raw = await loadProvider(providerId, { stateDir: options.stateDir, settings: providerSettings });
     provider = withRetries(raw, { log: deps.log });
@@ -91,6 +93,7 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
     }
     volumes = await provider.locate(dataDir.path);
     await checkMountsCovered(dataDir.path, volumes, provider.id);
+    await provider.checkQuiesce?.(volumes, quiesce);
     if (quiesce === 'fsfreeze') await checkFreezable(volumes, options);
   } else if (options.quiesce && options.quiesce !== 'stop') {
     throw new DssnapError(
@@ -246,8 +249,12 @@ async function checkFreezable(volumes: readonly Volume[], options: BackupOptions
   }
 }
 
-function jobsCheck(
-  options: BackupOptions,
+/**
+ * The running-jobs check before DSS is stopped (also used by restore): refuses (JOBS_RUNNING) while DSS
+ * jobs or scenarios run, unless --force; waits up to --wait-for-jobs.
+ */
+export function jobsCheck(
+  options: Pick<BackupOptions, 'force' | 'dssUrl' | 'dssApiKeyFile' | 'waitForJobs'>,
   deps: PreflightDeps,
   stopsDss: boolean,
 ): (signal: AbortSignal) => Promise<void> {

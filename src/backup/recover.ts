@@ -39,6 +39,10 @@ export async function recoverRun(stateDir: string, runId: string, log: Logger): 
 
 async function recoverPath(stateDir: string, path: string, log: Logger): Promise<RecoveryResult> {
   const start = readJournal(path)[0];
+  if (start?.type === 'run-start' && (start.meta as { command?: string } | null)?.command === 'restore') {
+    const { recoverRestore } = await import('../restore/recover.js');
+    return recoverRestore(stateDir, path, log);
+  }
   const meta = (start?.type === 'run-start' ? start.meta : {}) as unknown as BackupJournalMeta;
   const runLog = log.child({ runId: meta.runId, dataDir: meta.dataDir });
   let provider: SnapshotProvider | undefined;

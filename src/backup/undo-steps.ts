@@ -4,12 +4,14 @@
  * undo works from the JSON the journal holds: the intent written before the step, the record after.
  */
 import { rm } from 'node:fs/promises';
+import { type HashStepIntent, hashStepKind, removeIndexFile } from '../catalog/hash-step.js';
 import { parseDestination } from '../copy/destination.js';
 import { runRemote } from '../copy/remote-shell.js';
 import { removePartialGeneration } from '../copy/rsync-generations.js';
 import { removePartialArchive } from '../copy/tar-archive.js';
 import { startDss } from '../dss/control.js';
 import type { DataDirInfo } from '../dss/layout.js';
+import { type GovernDumpIntent, governDumpStepKind, removeGovernDump } from '../govern/backup-step.js';
 import { ensureThawed } from '../host/fsfreeze.js';
 import { ensureUnmounted } from '../host/mounts.js';
 import type { Logger } from '../log.js';
@@ -23,6 +25,8 @@ export const StepKind = {
   expose: 'expose-snapshot',
   mount: 'mount-snapshot',
   copy: 'copy',
+  hashFiles: hashStepKind,
+  governDump: governDumpStepKind,
 } as const;
 export type StepKindName = (typeof StepKind)[keyof typeof StepKind];
 
@@ -134,6 +138,12 @@ export function undoHandlers(ctx: UndoContext): Record<StepKindName, UndoHandler
       const location = record ? as<CopyRecord>(record).location : undefined;
       if (location) await removeCopy(location, sshCommand);
       ctx.log.info({ backupId }, 'Copy of the failed run removed');
+    },
+    [StepKind.hashFiles]: async ({ intent }) => {
+      await removeIndexFile(as<HashStepIntent>(intent));
+    },
+    [StepKind.governDump]: async ({ intent }) => {
+      await removeGovernDump(as<GovernDumpIntent>(intent));
     },
   };
 }

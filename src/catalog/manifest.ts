@@ -47,6 +47,42 @@ export interface Manifest {
   durationMs: number;
   steps: StepTiming[];
   warnings: string[];
+  /** The per-file content index (sha256 of every file), a file next to this manifest. */
+  files?: ManifestFileIndex;
+  /** Govern nodes: the PostgreSQL dump taken in the same run, stored with the copy. */
+  governDb?: ManifestGovernDb;
+}
+
+export interface ManifestFileIndex {
+  /** File name of the index, in the same directory as the manifest (`<id>.files.jsonl.gz`). */
+  index: string;
+  algorithm: 'sha256';
+  /** What was hashed: the copy itself (generation or archive), or the snapshot it was copied from. */
+  source: 'copy' | 'snapshot';
+  entries: number;
+  files: number;
+  bytes: number;
+  /** Files read and hashed by this run; the others reused the previous generation's hash. */
+  hashedFiles: number;
+  hashedBytes: number;
+  reusedFiles: number;
+  durationMs: number;
+}
+
+export interface ManifestGovernDb {
+  /** `user@host:port/database`; never a password. */
+  database: string;
+  /** Where the `pg_dump -Fc` file is: a path, or `host:/path` next to a remote copy. */
+  location: string;
+  format: 'custom';
+  bytes: number;
+  sha256: string;
+  /** ISO-8601: when pg_dump started (its view of the database is taken at start). */
+  startedAt: string;
+  /** Milliseconds between the snapshot instant (or DSS stop, cold) and the dump's start. */
+  lagMs: number;
+  durationMs: number;
+  serverVersion: string;
 }
 
 export function catalogDir(root: string): string {

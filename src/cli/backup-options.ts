@@ -85,9 +85,53 @@ export function withBackupOptions<T>(yargs: Argv<T>) {
       type: 'string',
       describe: 'btrfs: where snapshots are created (default <fs root>/.dssnap-snapshots)',
     })
+    .option('snapshot-size', {
+      type: 'string',
+      describe: "lvm: room for a classic snapshot's changes, '20%' of the origin (default) or a size ('2G')",
+    })
+    .option('volume', {
+      type: 'string',
+      array: true,
+      describe:
+        "aws: the EBS volume holding DATA_DIR, overriding detection ('vol-…', or 'vol-…=/mount/point' for a volume mounted below it)",
+    })
+    .option('disk', {
+      type: 'string',
+      array: true,
+      describe:
+        "gcp: the persistent disk holding DATA_DIR, overriding detection ('name', or 'name=/mount/point' for a disk mounted below it)",
+    })
+    .option('snapshot-location', {
+      type: 'string',
+      describe: "gcp: where snapshots are stored ('eu', 'us-central1'…; default: Google's nearest)",
+    })
     .option('ssh-command', {
       type: 'string',
       describe: "ssh command for a remote --to (default 'ssh -o BatchMode=yes')",
+    })
+    .option('govern-db', {
+      type: 'string',
+      describe:
+        'Govern node: its PostgreSQL database postgresql://USER@HOST:PORT/DB (default: config/dip.properties)',
+    })
+    .option('govern-db-password-file', {
+      type: 'string',
+      describe:
+        'File holding the Govern database password (or DSSNAP_GOVERN_DB_PASSWORD); never a flag value',
+    })
+    .option('prune', {
+      type: 'boolean',
+      describe: 'After a successful run, apply the keep-* policy (dssnap prune)',
+    })
+    .option('keep-last', { type: 'number', describe: 'Retention: keep the n newest backups' })
+    .option('keep-hourly', { type: 'number', describe: 'Retention: n hourly backups' })
+    .option('keep-daily', { type: 'number', describe: 'Retention: n daily backups' })
+    .option('keep-weekly', { type: 'number', describe: 'Retention: n weekly backups' })
+    .option('keep-monthly', { type: 'number', describe: 'Retention: n monthly backups' })
+    .option('keep-yearly', { type: 'number', describe: 'Retention: n yearly backups' })
+    .option('time-zone', {
+      type: 'string',
+      describe: "Retention: IANA zone of days and weeks (default: this host's)",
     });
 }
 

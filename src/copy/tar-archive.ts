@@ -105,6 +105,8 @@ export async function createArchive(options: ArchiveOptions): Promise<CopyResult
     '--xattrs',
     '--acls',
     '-p',
+    // Members in name order (depth first), as dssnap's file index lists them: verify reads both in step.
+    '--sort=name',
     `--use-compress-program=${compressor}`,
     // The member listing goes to a file, not to memory: at a million files it is tens of megabytes.
     '-vv',

@@ -27,6 +27,11 @@ export interface RunOptions {
    * the number of files and would hit the buffer limit on a million-file DATA_DIR.
    */
   discardStdout?: boolean;
+  /**
+   * Called once with the raw stdout stream, for binary output read as it comes (a decompressed archive);
+   * stdout is then not kept in memory. The caller must consume the stream.
+   */
+  onStdout?: (stream: NodeJS.ReadableStream) => void;
 }
 
 export interface RunResult {
@@ -135,8 +140,9 @@ export async function run(
     reject: false,
     stripFinalNewline: false,
     stdin: options.input === undefined ? 'ignore' : 'pipe',
-    buffer: { stdout: !options.discardStdout, stderr: true },
+    buffer: { stdout: !options.discardStdout && !options.onStdout, stderr: true },
   });
+  if (options.onStdout && subprocess.stdout) options.onStdout(subprocess.stdout);
   if (options.onStdoutLine) forwardLines(subprocess.stdout, options.onStdoutLine);
   if (options.onStderrLine) forwardLines(subprocess.stderr, options.onStderrLine);
   const result = await subprocess;

@@ -95,6 +95,12 @@ export function withRetries(provider: SnapshotProvider, options: RetryOptions = 
     retain: (snapshot, tags) => retried('retain', () => provider.retain(snapshot, tags)),
     list: (selector) => retried('list', () => provider.list(selector)),
     orphans: (selector) => retried('orphans', () => provider.orphans(selector)),
+    ...(provider.doctor ? { doctor: (context: { dataDir?: string }) => provider.doctor!(context) } : {}),
+    // Optional checks pass through unretried: they change nothing and their failures are the answer.
+    ...(provider.checkQuiesce
+      ? { checkQuiesce: (volumes, quiesce) => provider.checkQuiesce!(volumes, quiesce) }
+      : {}),
+    ...(provider.checkExposure ? { checkExposure: (exposure) => provider.checkExposure!(exposure) } : {}),
     isNotFound: (error) => provider.isNotFound(error),
     isPermanent: (error) => provider.isPermanent(error),
   };

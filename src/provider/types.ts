@@ -80,6 +80,13 @@ export interface TagSelector {
   retained?: boolean;
 }
 
+/** One line of `dssnap doctor`: what was checked, whether it passed, and what was seen. */
+export interface ProviderCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
 export interface OwnedResource {
   kind: 'snapshot' | 'exposure';
   id: string;
@@ -141,6 +148,30 @@ export interface SnapshotProvider {
    * run left. `cleanup` releases and deletes them. Changes nothing.
    */
   orphans(selector: TagSelector): Promise<OwnedResource[]>;
+
+  /**
+   * Optional provider checks for `dssnap doctor` (platform reachable, credentials valid, each
+   * permission allowed — cloud providers use DryRun). Changes nothing. A failed check is reported with
+   * `ok: false`, never thrown. With `dataDir`, checks may use the real volume behind it.
+   */
+  doctor?(context: { dataDir?: string }): Promise<ProviderCheck[]>;
+
+  /**
+   * Optional: refuse, before anything changes, a snapshot of `volumes` held still by `quiesce` that this
+   * provider cannot make consistent (UNSUPPORTED, with a hint naming a mode that works) — e.g. LVM on a
+   * kernel that cannot snapshot frozen filesystems, for a DATA_DIR spread over several LVs. Preflight
+   * calls it after `locate`; the provider may remember the mode for `createSnapshots`. Changes nothing.
+   */
+  checkQuiesce?(volumes: readonly Volume[], quiesce: QuiesceMode): Promise<void>;
+
+  /**
+   * Optional: throw (PROVIDER_ERROR, permanent) when the exposed snapshot no longer holds the snapshot
+   * instant — an LVM classic snapshot whose copy-on-write space filled up is invalidated by the kernel,
+   * and a copy read from it must never be catalogued. Cheap enough to poll every few seconds: the core
+   * calls it after the copy (before unmounting) and may call it during a long copy to stop it early.
+   * NOT_FOUND when the snapshot is gone. Changes nothing.
+   */
+  checkExposure?(exposure: Exposure): Promise<void>;
 
   /** True when the error means "that resource does not exist". */
   isNotFound(error: unknown): boolean;
