@@ -10,8 +10,12 @@ import type { ProviderFactory, ProviderOptions, SnapshotProvider } from './types
 type ProviderModule = { factory: ProviderFactory };
 
 const factories = {
+  aws: () => import('../../providers/aws/index.js'),
+  azure: () => import('../../providers/azure/index.js'),
   btrfs: () => import('../../providers/btrfs/index.js'),
   fake: () => import('../../providers/fake/index.js'),
+  gcp: () => import('../../providers/gcp/index.js'),
+  lvm: () => import('../../providers/lvm/index.js'),
 } satisfies Record<string, () => Promise<ProviderModule>>;
 
 export type ProviderId = keyof typeof factories;

@@ -4,18 +4,54 @@
  * DATA_DIR on storage the provider can snapshot; the suite deletes every snapshot it made.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import * as fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Snapshot, type SnapshotProvider, TagKey, type Tags } from '../../src/provider/types.js';
+import { ensureUnmounted, mountReadOnly } from '../../src/host/mounts.js';
+import {
+  type Exposure,
+  type Snapshot,
+  type SnapshotProvider,
+  TagKey,
+  type Tags,
+} from '../../src/provider/types.js';
 import { waitForSnapshotsReady } from '../../src/provider/wait.js';
 
 export interface ContractSetup {
   provider: SnapshotProvider;
   /** A writable DATA_DIR that `provider.locate` accepts. */
   dataDir: string;
+  /** File access where DATA_DIR lives; default this host. A provider tested inside a VM gives the guest's. */
+  files?: ContractFiles;
   cleanup(): Promise<void>;
 }
+
+/** What the suite does to files, on the host (or VM) that holds DATA_DIR and sees its exposures. */
+export interface ContractFiles {
+  writeFile(path: string, text: string): Promise<void>;
+  /** Rejects with an error whose `code` is ENOENT when the file does not exist. */
+  readFile(path: string): Promise<string>;
+  /** Removes a file; already gone is success. */
+  rm(path: string): Promise<void>;
+  realpath(path: string): Promise<string>;
+  /** Mount `device` read-only as the core does, on a new directory; returns the directory. */
+  mountReadOnly(device: string, fsType: string): Promise<string>;
+  unmount(mountPoint: string): Promise<void>;
+}
+
+export const localFiles: ContractFiles = {
+  writeFile: (path, text) => fs.writeFile(path, text),
+  readFile: (path) => fs.readFile(path, 'utf8'),
+  rm: (path) => fs.rm(path, { force: true }),
+  realpath: (path) => fs.realpath(path),
+  mountReadOnly: async (device, fsType) => {
+    const mountPoint = await fs.mkdtemp(join(tmpdir(), 'dssnap-contract-mnt-'));
+    await mountReadOnly(device, mountPoint, fsType);
+    return mountPoint;
+  },
+  unmount: (mountPoint) => ensureUnmounted(mountPoint),
+};
 
 export function describeProviderContract(name: string, setup: () => Promise<ContractSetup>): void {
   describe(`provider contract: ${name}`, () => {
@@ -26,6 +62,13 @@ export function describeProviderContract(name: string, setup: () => Promise<Cont
       if (!context) throw new Error('contract setup failed; see the beforeAll error');
       return context;
     }
+
+    // The suite's file operations, where DATA_DIR lives (this host unless the setup says otherwise).
+    const files = (): ContractFiles => context?.files ?? localFiles;
+    const writeFile = (path: string, text: string) => files().writeFile(path, text);
+    const readFile = (path: string, _encoding: 'utf8') => files().readFile(path);
+    const rm = (path: string, _options: { force: true }) => files().rm(path);
+    const realpath = (path: string) => files().realpath(path);
 
     function tagsFor(runId: string): Tags {
       return { [TagKey.runId]: runId, [TagKey.dataDir]: ctx().dataDir };
@@ -45,6 +88,15 @@ export function describeProviderContract(name: string, setup: () => Promise<Cont
         maxDelayMs: 100,
         deadlineMs: 20_000,
       });
+    }
+
+    /** DATA_DIR as the exposure shows it: the directory, or the device mounted read-only (as the core does). */
+    async function openExposure(exposure: Exposure): Promise<{ root: string; close(): Promise<void> }> {
+      const [volume] = await ctx().provider.locate(ctx().dataDir);
+      if (exposure.directory)
+        return { root: join(exposure.directory, volume!.relativePath), close: async () => {} };
+      const mountPoint = await files().mountReadOnly(exposure.device!, exposure.fsType ?? volume!.fsType);
+      return { root: join(mountPoint, volume!.relativePath), close: () => files().unmount(mountPoint) };
     }
 
     beforeAll(async () => {
@@ -93,10 +145,16 @@ export function describeProviderContract(name: string, setup: () => Promise<Cont
         tags: { [TagKey.runId]: runId, [TagKey.dataDir]: dataDir, [TagKey.role]: 'snapshot' },
       });
       expect(Number.isNaN(Date.parse(snapshots[0]!.createdAt))).toBe(false);
-      const root = exposure.directory!;
-      expect(await readFile(join(root, 'before.txt'), 'utf8')).toBe('written before\n');
-      await expect(readFile(join(root, 'after.txt'), 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
-      await provider.ensureReleased(exposure);
+      const opened = await openExposure(exposure);
+      try {
+        expect(await readFile(join(opened.root, 'before.txt'), 'utf8')).toBe('written before\n');
+        await expect(readFile(join(opened.root, 'after.txt'), 'utf8')).rejects.toMatchObject({
+          code: 'ENOENT',
+        });
+      } finally {
+        await opened.close();
+        await provider.ensureReleased(exposure);
+      }
     });
 
     it('progress reaches ready', async () => {
@@ -116,8 +174,13 @@ export function describeProviderContract(name: string, setup: () => Promise<Cont
 
       expect(exposure.snapshotId).toBe(snapshot!.id);
       expect(exposure.directory ?? exposure.device).toBeTruthy();
-      expect(await readFile(join(exposure.directory!, 'dss-version.json'), 'utf8')).toContain('13.0.0');
-      await provider.ensureReleased(exposure);
+      const opened = await openExposure(exposure);
+      try {
+        expect(await readFile(join(opened.root, 'dss-version.json'), 'utf8')).toContain('13.0.0');
+      } finally {
+        await opened.close();
+        await provider.ensureReleased(exposure);
+      }
     });
 
     it('ensureReleased and ensureDeleted are idempotent: a second call succeeds', async () => {

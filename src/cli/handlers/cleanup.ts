@@ -9,7 +9,7 @@ import { loadProvider } from '../../provider/registry.js';
 import { withRetries } from '../../provider/retry.js';
 import { TagKey } from '../../provider/types.js';
 import type { CleanupArgs } from '../commands/cleanup.js';
-import { loggerFor } from '../context.js';
+import { loggerFor, providerSettingsFrom } from '../context.js';
 import { printJson, reportFailure } from '../output.js';
 
 export async function handleCleanup(argv: CleanupArgs): Promise<number> {
@@ -18,7 +18,7 @@ export async function handleCleanup(argv: CleanupArgs): Promise<number> {
     const provider = withRetries(
       await loadProvider(argv.provider, {
         stateDir: argv.stateDir,
-        settings: argv.snapshotDir ? { snapshotDir: argv.snapshotDir } : {},
+        settings: providerSettingsFrom(argv, { snapshotDir: argv.snapshotDir }),
       }),
       { log },
     );

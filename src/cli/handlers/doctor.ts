@@ -3,12 +3,13 @@
  * (cron's PATH lacks sbin), root, kernel features, the DATA_DIR and the provider's view of it.
  */
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { inspectDataDir } from '../../dss/layout.js';
 import { ExitCode, errorMessage } from '../../errors.js';
 import { findTool } from '../../host/exec.js';
 import { detectProvider, loadProvider } from '../../provider/registry.js';
 import type { DoctorArgs } from '../commands/doctor.js';
-import { loggerFor } from '../context.js';
+import { loggerFor, providerSettingsFrom } from '../context.js';
 import { printJson, reportFailure } from '../output.js';
 
 interface Check {
@@ -61,7 +62,10 @@ export async function handleDoctor(argv: DoctorArgs): Promise<number> {
         }
         if (providerId) {
           try {
-            const provider = await loadProvider(providerId, { stateDir: argv.stateDir });
+            const provider = await loadProvider(providerId, {
+              stateDir: argv.stateDir,
+              settings: providerSettingsFrom(argv),
+            });
             const volumes = await provider.locate(info.path);
             checks.push({
               name: 'volume',
@@ -86,6 +90,20 @@ export async function handleDoctor(argv: DoctorArgs): Promise<number> {
         checks.push({ name: 'data dir', ok: false, detail: errorMessage(error) });
       }
     }
+    if (providerId) {
+      // Provider checks (aws: IMDSv2, credentials, each EC2 action with DryRun).
+      try {
+        const provider = await loadProvider(providerId, {
+          stateDir: argv.stateDir,
+          settings: providerSettingsFrom(argv),
+        });
+        if (provider.doctor) {
+          checks.push(...(await provider.doctor(argv.dataDir ? { dataDir: resolve(argv.dataDir) } : {})));
+        }
+      } catch (error) {
+        checks.push({ name: 'provider', ok: false, detail: errorMessage(error) });
+      }
+    }
     if (providerId === 'btrfs') {
       tools.push('btrfs');
       const filesystems = await readFile('/proc/filesystems', 'utf8').catch(() => '');
@@ -106,8 +124,9 @@ export async function handleDoctor(argv: DoctorArgs): Promise<number> {
     const ok = checks.every((c) => c.ok);
     if (argv.json) printJson({ ok, checks });
     else {
+      const width = Math.max(14, ...checks.map((c) => c.name.length));
       for (const c of checks)
-        process.stdout.write(`${c.ok ? ' ok ' : 'FAIL'}  ${c.name.padEnd(14)} ${c.detail}\n`);
+        process.stdout.write(`${c.ok ? ' ok ' : 'FAIL'}  ${c.name.padEnd(width)} ${c.detail}\n`);
       process.stdout.write(
         ok ? '\nAll checks passed.\n' : '\nSome checks failed: fix them before running a backup.\n',
       );

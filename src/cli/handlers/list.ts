@@ -7,7 +7,7 @@ import { DssnapError } from '../../errors.js';
 import { loadProvider } from '../../provider/registry.js';
 import type { Snapshot } from '../../provider/types.js';
 import type { ListArgs } from '../commands/list.js';
-import { loggerFor } from '../context.js';
+import { loggerFor, providerSettingsFrom } from '../context.js';
 import { printJson, reportFailure } from '../output.js';
 
 export async function handleList(argv: ListArgs): Promise<number> {
@@ -42,7 +42,7 @@ export async function handleList(argv: ListArgs): Promise<number> {
     if (argv.provider) {
       const provider = await loadProvider(argv.provider, {
         stateDir,
-        settings: argv.snapshotDir ? { snapshotDir: argv.snapshotDir } : {},
+        settings: providerSettingsFrom(argv, { snapshotDir: argv.snapshotDir }),
       });
       snapshots = await provider.list({ retained: true, ...(dataDir ? { dataDir } : {}) });
     }
