@@ -29,7 +29,14 @@ import type { Logger } from '../log.js';
 import { archiveJournal, createRunId, type Json, openJournal } from '../procedure/journal.js';
 import { acquireLock } from '../procedure/lock.js';
 import { createRunner, type PlannedStep, type Runner } from '../procedure/runner.js';
-import { type Exposure, type Snapshot, TagKey, type Tags, type Volume } from '../provider/types.js';
+import {
+  type Exposure,
+  type Snapshot,
+  type SnapshotProvider,
+  TagKey,
+  type Tags,
+  type Volume,
+} from '../provider/types.js';
 import { waitForSnapshotsReady } from '../provider/wait.js';
 import { type Destination, isWithin } from './destination.js';
 import { type Preflight, preflight } from './preflight.js';
@@ -116,7 +123,15 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
     await runner.finish();
     journal.close();
     archiveJournal(journal.path);
-    log.info({ backupId: manifest.id, pauseMs: manifest.pauseMs, phase: manifest.phase }, 'Backup done');
+    log.info(
+      {
+        backupId: manifest.id,
+        pauseMs: manifest.pauseMs,
+        phase: manifest.phase,
+        ...(manifest.apiCalls ? { apiCalls: sum(Object.values(manifest.apiCalls)) } : {}),
+      },
+      'Backup done',
+    );
     // --prune: the backup is done whatever the prune does; a failed prune is a warning (exit 2).
     const prune = options.prune ? await pruneAfterBackup(options, runId, log) : undefined;
     const pruneFailed = prune !== undefined && (prune.failed > 0 || prune.error !== undefined);
@@ -364,7 +379,18 @@ async function execute(
     warnings,
     ...(ctx.files ? { files: ctx.files } : {}),
     ...(governDb ? { governDb } : {}),
+    ...apiCallsOf(plan.provider),
   };
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((total, value) => total + value, 0);
+}
+
+/** The provider's API calls so far, when it counts them (the cloud providers do). */
+function apiCallsOf(provider: SnapshotProvider | undefined): { apiCalls?: Record<string, number> } {
+  const calls = provider?.apiCalls?.();
+  return calls && Object.keys(calls).length > 0 ? { apiCalls: calls } : {};
 }
 
 /** Hash the local copy (generation or archive) after it is complete, into the catalog. */

@@ -47,6 +47,8 @@ export interface Manifest {
   durationMs: number;
   steps: StepTiming[];
   warnings: string[];
+  /** Cloud API calls the provider made for this backup, by action (retries included). */
+  apiCalls?: Record<string, number>;
   /** The per-file content index (sha256 of every file), a file next to this manifest. */
   files?: ManifestFileIndex;
   /** Govern nodes: the PostgreSQL dump taken in the same run, stored with the copy. */

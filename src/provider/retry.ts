@@ -101,6 +101,7 @@ export function withRetries(provider: SnapshotProvider, options: RetryOptions = 
       ? { checkQuiesce: (volumes, quiesce) => provider.checkQuiesce!(volumes, quiesce) }
       : {}),
     ...(provider.checkExposure ? { checkExposure: (exposure) => provider.checkExposure!(exposure) } : {}),
+    ...(provider.apiCalls ? { apiCalls: () => provider.apiCalls!() } : {}),
     isNotFound: (error) => provider.isNotFound(error),
     isPermanent: (error) => provider.isPermanent(error),
   };

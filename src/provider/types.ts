@@ -173,6 +173,12 @@ export interface SnapshotProvider {
    */
   checkExposure?(exposure: Exposure): Promise<void>;
 
+  /**
+   * Optional: the cloud API calls made so far by this provider instance, by action (HTTP attempts,
+   * retries included). Recorded in the manifest so an admin sees what a backup costs in API quota.
+   */
+  apiCalls?(): Record<string, number>;
+
   /** True when the error means "that resource does not exist". */
   isNotFound(error: unknown): boolean;
   /** True when retrying cannot help (permission denied, invalid argument, resource failed). */

@@ -82,6 +82,8 @@ describe('snapshot backup with the aws provider', () => {
       CreateTags: 1,
     });
     expect(host.cloud.proxy.countsSince(mark).DeleteSnapshot).toBeUndefined();
+    // The manifest tells the admin what the run cost in API calls (the proxy saw at least those).
+    expect(result.manifest.apiCalls).toMatchObject({ CreateSnapshot: 1, CreateVolume: 1, AttachVolume: 1 });
     expect(total).toBeLessThan(40);
     expect(host.cloud.imds.requests[imdsBefore]).toMatch(/^PUT \/latest\/api\/token 200/);
     const [snapshot] = result.manifest.snapshots;
