@@ -121,7 +121,12 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
       if (options.format === 'rsync')
         previousGeneration = await previousGenerationOf(destination.path, dataDir.path);
       if (!options.force) {
-        estimatedBytes = await copiedBytes(dataDir.path, exclusions);
+        // An incremental run takes the size from the previous generation's manifest: walking a
+        // million-file DATA_DIR only to estimate 10 % of it costs more than the rsync that follows.
+        const cataloged = previousGeneration
+          ? await catalogedBytes(destination.path, previousGeneration)
+          : undefined;
+        estimatedBytes = cataloged ?? (await copiedBytes(dataDir.path, exclusions));
         await checkFreeSpace(
           destination.path,
           neededBytes(estimatedBytes, options.format, previousGeneration),
@@ -178,6 +183,12 @@ async function previousGenerationOf(destination: string, dataDir: string): Promi
     (m) => m.dataDir === dataDir && m.copy?.format === 'rsync' && existsSync(join(destination, m.id)),
   );
   return candidates.at(-1)?.id;
+}
+
+/** What the previous generation `id` held, from its manifest; undefined when it cannot be read. */
+async function catalogedBytes(destination: string, id: string): Promise<number | undefined> {
+  const manifests = await readManifests(catalogDir(destination)).catch(() => []);
+  return manifests.find((m) => m.id === id)?.stats.totalBytes || undefined;
 }
 
 /** Size of DATA_DIR less its excluded class folders (user patterns are not measured). */
