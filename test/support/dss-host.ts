@@ -61,8 +61,16 @@ export async function createDssHost(options: DssHostOptions): Promise<DssHost> {
   } else {
     dataDir = join(work, 'dss_data');
   }
-  await generateDataDir({ dir: dataDir, preset: 'tiny', seed: 1, owner: nobody, ...options.generate });
-  const info = await inspectDataDir(dataDir);
+  let info: Awaited<ReturnType<typeof inspectDataDir>>;
+  try {
+    await generateDataDir({ dir: dataDir, preset: 'tiny', seed: 1, owner: nobody, ...options.generate });
+    info = await inspectDataDir(dataDir);
+  } catch (error) {
+    // The caller gets no dispose() from a failed set-up: release the loop volume and temp dir here.
+    await volume?.dispose().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+    throw error;
+  }
   const destination = join(work, 'backups');
   const stateDir = join(work, 'state');
   const mountRoot = join(work, 'mnt');
