@@ -100,7 +100,11 @@ function probesFor(
   volumeId: string,
 ): Record<string, () => Promise<unknown>> {
   const dry = { DryRun: true };
-  const tags = [{ Key: TagKey.runId, Value: 'dssnap-doctor' }];
+  // The tags the real calls send: a least-privilege policy conditions creation on them.
+  const tags = (role: 'snapshot' | 'exposure') => [
+    { Key: TagKey.runId, Value: 'dssnap-doctor' },
+    { Key: TagKey.role, Value: role },
+  ];
   return {
     'ec2:DescribeVolumes': () => client.send(new DescribeVolumesCommand({ ...dry, MaxResults: 5 })),
     'ec2:DescribeInstances': () =>
@@ -110,7 +114,7 @@ function probesFor(
         new CreateSnapshotCommand({
           ...dry,
           VolumeId: volumeId,
-          TagSpecifications: [{ ResourceType: 'snapshot', Tags: tags }],
+          TagSpecifications: [{ ResourceType: 'snapshot', Tags: tags('snapshot') }],
         }),
       ),
     'ec2:CreateSnapshots': () =>
@@ -118,10 +122,13 @@ function probesFor(
         new CreateSnapshotsCommand({
           ...dry,
           InstanceSpecification: { InstanceId: me.instanceId, ExcludeBootVolume: true },
+          TagSpecifications: [{ ResourceType: 'snapshot', Tags: tags('snapshot') }],
         }),
       ),
     'ec2:CreateTags': () =>
-      client.send(new CreateTagsCommand({ ...dry, Resources: [placeholder.snapshot], Tags: tags })),
+      client.send(
+        new CreateTagsCommand({ ...dry, Resources: [placeholder.snapshot], Tags: tags('snapshot') }),
+      ),
     'ec2:DescribeSnapshots': () =>
       client.send(new DescribeSnapshotsCommand({ ...dry, OwnerIds: ['self'], MaxResults: 5 })),
     'ec2:DeleteSnapshot': () =>
@@ -133,7 +140,7 @@ function probesFor(
           AvailabilityZone: me.availabilityZone,
           Size: 1,
           VolumeType: 'gp3',
-          TagSpecifications: [{ ResourceType: 'volume', Tags: tags }],
+          TagSpecifications: [{ ResourceType: 'volume', Tags: tags('exposure') }],
         }),
       ),
     'ec2:AttachVolume': () =>

@@ -7,6 +7,7 @@ export interface DoctorArgs extends GlobalArgs {
   dataDir?: string;
   format?: 'rsync' | 'tar';
   stateDir: string;
+  permissions?: boolean;
 }
 
 export const doctorCommand: CommandModule<GlobalArgs, DoctorArgs> = {
@@ -22,7 +23,15 @@ export const doctorCommand: CommandModule<GlobalArgs, DoctorArgs> = {
       })
       .option('format', { choices: ['rsync', 'tar'] as const })
       .option('state-dir', { type: 'string', default: '/var/lib/dssnap' })
-      .example('$0 doctor --data-dir /data/dss', 'Everything a snapshot backup of /data/dss needs') as never,
+      .option('permissions', {
+        type: 'boolean',
+        describe: 'Only the cloud permissions the provider needs: action, allowed/denied, why',
+      })
+      .example('$0 doctor --data-dir /data/dss', 'Everything a snapshot backup of /data/dss needs')
+      .example(
+        '$0 doctor --provider aws --permissions',
+        'Each EC2 action dssnap calls, checked with DryRun',
+      ) as never,
   handler: async (argv) => {
     const { handleDoctor } = await import('../handlers/doctor.js');
     process.exitCode = await handleDoctor(argv);

@@ -5,12 +5,13 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { inspectDataDir } from '../../dss/layout.js';
-import { ExitCode, errorMessage } from '../../errors.js';
+import { DssnapError, ExitCode, errorMessage } from '../../errors.js';
 import { findTool } from '../../host/exec.js';
 import { detectProvider, loadProvider } from '../../provider/registry.js';
 import type { DoctorArgs } from '../commands/doctor.js';
 import { loggerFor, providerSettingsFrom } from '../context.js';
 import { printJson, reportFailure } from '../output.js';
+import { formatPermissionTable, permissionRows } from '../permission-table.js';
 
 interface Check {
   name: string;
@@ -34,6 +35,7 @@ const toolPackages: Record<string, string> = {
 export async function handleDoctor(argv: DoctorArgs): Promise<number> {
   const log = loggerFor(argv);
   try {
+    if (argv.permissions) return await permissionsOnly(argv);
     const checks: Check[] = [];
     const isRoot = process.geteuid?.() === 0;
     checks.push({
@@ -135,4 +137,38 @@ export async function handleDoctor(argv: DoctorArgs): Promise<number> {
   } catch (error) {
     return reportFailure(error, argv, log);
   }
+}
+
+/**
+ * `--permissions`: the provider's permission list as a table, each action allowed, denied or unknown
+ * as its doctor checks tell. Exit 5 when one is denied; unknown (cloud unreachable) is not a failure.
+ */
+async function permissionsOnly(argv: DoctorArgs): Promise<number> {
+  let providerId = argv.provider;
+  if (!providerId && argv.dataDir) providerId = await detectProvider(resolve(argv.dataDir));
+  if (!providerId) {
+    throw new DssnapError('USAGE', '--permissions needs a provider', {
+      hint: 'add --provider aws (or gcp, azure), or --data-dir to detect it',
+    });
+  }
+  const provider = await loadProvider(providerId, {
+    stateDir: argv.stateDir,
+    settings: providerSettingsFrom(argv),
+  });
+  const checks = provider.doctor
+    ? await provider.doctor(argv.dataDir ? { dataDir: resolve(argv.dataDir) } : {})
+    : [];
+  const rows = permissionRows(provider.permissions, checks);
+  // Failed checks that are not about one permission (metadata, credentials) say why a row is unknown.
+  const failed = checks.filter((c) => !c.ok && !rows.some((r) => c.name === `iam ${r.action}`));
+  const ok = rows.every((r) => r.status !== 'denied');
+  if (argv.json) {
+    printJson({ ok, provider: providerId, permissions: rows, failedChecks: failed });
+  } else if (rows.length === 0) {
+    process.stdout.write(`The ${providerId} provider calls no cloud API: it needs no permissions.\n`);
+  } else {
+    process.stdout.write(formatPermissionTable(providerId, rows));
+    for (const c of failed) process.stdout.write(`FAIL ${c.name}: ${c.detail}\n`);
+  }
+  return ok ? ExitCode.ok : ExitCode.refused;
 }
