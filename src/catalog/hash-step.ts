@@ -2,15 +2,16 @@
  * The backup step that records the per-file content index (see hashes.ts): after the copy, walk the new
  * generation (reusing the previous generation's hashes for files rsync hard-linked) or read the archive
  * back, and write `<catalog>/<id>.files.jsonl.gz`. A remote copy cannot be walked here: its source (the
- * read-only snapshot, or the stopped DATA_DIR) is hashed instead, before it is released.
+ * read-only snapshot, or the stopped DATA_DIR) is hashed instead, before it is released; snapshots of
+ * one volume keep their inodes, so the previous remote run's index serves the same way.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Json } from '../procedure/journal.js';
 import type { Runner } from '../procedure/runner.js';
 import { type IndexStats, indexFileName, readIndex, walkArchive, walkTree, writeIndex } from './hashes.js';
-import type { ManifestFileIndex } from './manifest.js';
+import type { Manifest, ManifestFileIndex } from './manifest.js';
 
 export const hashStepKind = 'hash-files';
 
@@ -27,7 +28,10 @@ export interface HashStepInput {
   /** What to hash: a directory tree, or an archive. */
   tree?: string;
   archive?: string;
-  /** The generation this one was linked to: its index gives the hashes of unchanged files. */
+  /**
+   * The generation this one was linked to: its index gives the hashes of unchanged files (when it
+   * hashed the same kind of tree: a copy, or a snapshot of the source).
+   */
   previousBackupId?: string;
   source: ManifestFileIndex['source'];
   /** Paths (relative) left out of a tree walk: the excluded folders, when hashing a source. */
@@ -42,7 +46,7 @@ export async function hashFilesStep(input: HashStepInput): Promise<ManifestFileI
   const name = indexFileName(input.backupId);
   const path = join(input.catalogDir, name);
   const previous =
-    input.previousBackupId !== undefined
+    input.previousBackupId !== undefined && previousSourceMatches(input)
       ? join(input.catalogDir, indexFileName(input.previousBackupId))
       : undefined;
   const intent: HashStepIntent = { path };
@@ -93,6 +97,21 @@ export async function hashFilesStep(input: HashStepInput): Promise<ManifestFileI
       durationMs: 0,
     }),
   });
+}
+
+/**
+ * True when the previous backup's index describes the same kind of tree as this run's: inodes are
+ * compared, and those of a copy never stand for those of its source (nor the reverse).
+ */
+function previousSourceMatches(input: HashStepInput): boolean {
+  try {
+    const manifest = JSON.parse(
+      readFileSync(join(input.catalogDir, `${input.previousBackupId}.json`), 'utf8'),
+    ) as Partial<Manifest>;
+    return manifest.files?.source === input.source;
+  } catch {
+    return false;
+  }
 }
 
 /** Undo of the hash step (live and recovery): remove the index and its partial. Idempotent. */

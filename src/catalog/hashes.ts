@@ -9,24 +9,19 @@
  *
  * An rsync generation is hashed after the copy. Files rsync hard-linked to the previous generation keep
  * their inode, size and mtime: their hash is taken from the previous index instead of reading them, so
- * an incremental run reads only what changed. An archive is hashed by reading it back after it is
+ * an incremental run reads only what changed. The files that are read go to a few worker threads
+ * (hash-pool.ts): several reads in flight, the sha256 work on every core. An archive is hashed by reading it back after it is
  * written (decompress, parse, hash): the index then describes exactly what the archive holds.
  */
 import { createHash } from 'node:crypto';
-import {
-  createReadStream,
-  createWriteStream,
-  lstatSync,
-  readdirSync,
-  readFileSync,
-  type Stats,
-} from 'node:fs';
-import { lstat, readFile, readlink, rename, rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream, lstatSync, readdirSync, type Stats } from 'node:fs';
+import { lstat, readlink, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip, createGzip } from 'node:zlib';
 import { DssnapError } from '../errors.js';
+import { createHashPool, defaultHashThreads } from './hash-pool.js';
 import { readTarArchive } from './tar-reader.js';
 
 export type EntryType = 'f' | 'd' | 'l' | 'o';
@@ -106,8 +101,10 @@ export interface WalkOptions {
   hash?: boolean;
   /** Entries of a previous index, in canonical order: unchanged files reuse their hash. */
   previous?: AsyncIterable<IndexEntry>;
-  /** Files hashed at once (default 8). */
-  concurrency?: number;
+  /** Threads reading and hashing files (default: the cores, 2 to 4). */
+  threads?: number;
+  /** Entries in flight between the walk and the output (default 1024): keeps every thread fed. */
+  window?: number;
   signal?: AbortSignal;
   /** Paths (relative, with everything below them) left out of the walk. */
   skip?: (path: string) => boolean;
@@ -115,8 +112,8 @@ export interface WalkOptions {
 }
 
 /**
- * The entries of the tree at `root` in canonical order, regular files hashed (reading up to
- * `concurrency` at once, yielding in order). Throws NOT_FOUND when `root` is not a directory; an
+ * The entries of the tree at `root` in canonical order, regular files hashed on `threads` worker
+ * threads (yielded in order). Throws NOT_FOUND when `root` is not a directory; an
  * unreadable file throws its error. Stats are reported through `onStats` when the walk ends.
  */
 export async function* walkTree(root: string, options: WalkOptions = {}): AsyncGenerator<IndexEntry> {
@@ -135,8 +132,9 @@ export async function* walkTree(root: string, options: WalkOptions = {}): AsyncG
     durationMs: 0,
   };
   const previous = options.previous ? mergeCursor(options.previous) : undefined;
-  const concurrency = options.concurrency ?? 8;
+  const window = options.window ?? 1024;
   const queue: Promise<IndexEntry>[] = [];
+  const pool = createHashPool(options.threads ?? defaultHashThreads());
 
   const describe = async (path: string, info: Stats): Promise<IndexEntry> => {
     const entry = baseEntry(path, info);
@@ -157,9 +155,10 @@ export async function* walkTree(root: string, options: WalkOptions = {}): AsyncG
       entry.h = old.h;
       return entry;
     }
-    entry.h = await hashFile(join(root, path), info.size, options.signal);
+    const read = await pool.hash(join(root, path), info.size);
+    entry.h = read.hash;
     stats.hashedFiles++;
-    stats.hashedBytes += info.size;
+    stats.hashedBytes += read.bytes;
     return entry;
   };
 
@@ -178,19 +177,28 @@ export async function* walkTree(root: string, options: WalkOptions = {}): AsyncG
     for (const child of children) yield* walk(child, lstatSync(join(root, child)));
   };
 
-  for await (const { entry: pending } of walk('.', rootStats)) {
-    if (options.signal?.aborted) throw interrupted(root);
-    // Settled later, in order; until then a failure must not count as an unhandled rejection.
-    pending.catch(() => undefined);
-    queue.push(pending);
-    if (queue.length >= concurrency) {
+  let walked = 0;
+  try {
+    for await (const { entry: pending } of walk('.', rootStats)) {
+      if (options.signal?.aborted) throw interrupted(root);
+      // Settled later, in order; until then a failure must not count as an unhandled rejection.
+      pending.catch(() => undefined);
+      queue.push(pending);
+      // The walk runs on resolved promises only: let the workers' replies in now and then, or a
+      // worker done with its batch waits for the next one until the window is full.
+      if (++walked % 128 === 0) await new Promise(setImmediate);
+      if (queue.length >= window) {
+        stats.entries++;
+        yield await queue.shift()!;
+      }
+    }
+    while (queue.length > 0) {
+      if (options.signal?.aborted) throw interrupted(root);
       stats.entries++;
       yield await queue.shift()!;
     }
-  }
-  while (queue.length > 0) {
-    stats.entries++;
-    yield await queue.shift()!;
+  } finally {
+    await pool.close();
   }
   stats.durationMs = Math.round(performance.now() - started);
   options.onStats?.(stats);
@@ -301,7 +309,8 @@ export async function writeIndex(path: string, entries: AsyncIterable<IndexEntry
     if (batch) yield batch;
   };
   try {
-    await pipeline(lines, createGzip({ level: 6 }), createWriteStream(temporary, { mode: 0o644 }));
+    // Level 1: a third of level 6's CPU for an index ~10 % larger.
+    await pipeline(lines, createGzip({ level: 1 }), createWriteStream(temporary, { mode: 0o644 }));
     await rename(temporary, path);
   } catch (error) {
     await rm(temporary, { force: true });
@@ -399,6 +408,21 @@ export async function compareEntries(
   };
   const left = expected[Symbol.asyncIterator]();
   const right = actual[Symbol.asyncIterator]();
+  try {
+    await mergeEntries(left, right, result, limit);
+  } finally {
+    // A damaged side throws: end the other one too (a tree walk stops its hashing threads).
+    await Promise.allSettled([left.return?.(), right.return?.()]);
+  }
+  return result;
+}
+
+async function mergeEntries(
+  left: AsyncIterator<IndexEntry>,
+  right: AsyncIterator<IndexEntry>,
+  result: TreeDifferences,
+  limit: number,
+): Promise<void> {
   let a = await left.next();
   let b = await right.next();
   while (!a.done || !b.done) {
@@ -422,7 +446,6 @@ export async function compareEntries(
       b = await right.next();
     }
   }
-  return result;
 }
 
 /** How two entries of the same path differ. Hard-link members are checked through their target. */
@@ -457,17 +480,6 @@ function baseEntry(path: string, info: Stats): IndexEntry {
     ...(t === 'f' ? { s: info.size, i: info.ino } : {}),
     mt: Math.floor(info.mtimeMs / 1000),
   };
-}
-
-/** sha256 of a file: small files in one read, large ones streamed. */
-async function hashFile(path: string, size: number, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  // Small files (most of a DATA_DIR) are read synchronously: cheaper than a thread-pool round trip.
-  if (size <= 64 * 1024) return hash.update(readFileSync(path)).digest('hex');
-  if (size <= 1024 * 1024) return hash.update(await readFile(path, signal ? { signal } : {})).digest('hex');
-  const stream = createReadStream(path, { highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) });
-  for await (const chunk of stream) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** A forward-only cursor over sorted entries: `find(path)` for paths asked in increasing order. */

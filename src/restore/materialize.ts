@@ -107,22 +107,26 @@ export async function readCopyFile(
       ? [`--use-compress-program=${requireTool('gzip', 'gzip')}`]
       : [];
   try {
-    const { stdout, exitCode } = await run(
+    const { stdout, stderr, exitCode } = await run(
       requireTool('tar', 'tar'),
       ['--extract', '--to-stdout', `--file=${copy.location}`, ...decompressor, `./${relativePath}`],
       { env: { LC_ALL: 'C' }, okExitCodes: [2], ...(options.signal ? { signal: options.signal } : {}) },
     );
-    return exitCode === 0 ? stdout : undefined;
+    if (exitCode === 0) return stdout;
+    // Exit 2 is both "not in the archive" and "the archive ends too early": only the first is an answer.
+    if (/Not found in archive/.test(stderr) && !/Unexpected EOF|not recoverable/i.test(stderr))
+      return undefined;
+    throw unreadableArchive(copy.location, stderr);
   } catch (error) {
     if (!(error instanceof CommandError)) throw error;
-    throw new DssnapError(
-      'BACKUP_INVALID',
-      `The archive ${copy.location} cannot be read: ${lastLines(error.stderr, 3)}`,
-      {
-        cause: error,
-        hint: 'The archive is damaged or missing: dssnap verify tells which backups are sound.',
-        details: { archive: copy.location },
-      },
-    );
+    throw unreadableArchive(copy.location, error.stderr, error);
   }
+}
+
+function unreadableArchive(archive: string, stderr: string, cause?: unknown): DssnapError {
+  return new DssnapError('BACKUP_INVALID', `The archive ${archive} cannot be read: ${lastLines(stderr, 3)}`, {
+    ...(cause === undefined ? {} : { cause }),
+    hint: 'The archive is damaged or missing: dssnap verify tells which backups are sound. Nothing was changed.',
+    details: { archive },
+  });
 }

@@ -3,12 +3,14 @@
  * stands for (d) when no bigger tree is measured): a first dssnap backup (btrfs snapshot, full rsync
  * generation), `mutateDataDir` 1 %, then a second dssnap backup against a raw
  * `rsync -a --delete --link-dest=GEN1` of the same change from the live DATA_DIR into a sibling directory —
- * once before and once after dssnap's run, averaged, to bracket any drift of the machine.
+ * once before and once after dssnap's run, averaged, to bracket any drift of the machine. Also the cost
+ * of the per-file hash index of both runs, against their copy step.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { StepKind } from '../../src/backup/undo-steps.js';
-import { catalogDir } from '../../src/catalog/manifest.js';
+import { hashStepKind } from '../../src/catalog/hash-step.js';
+import { catalogDir, type Manifest } from '../../src/catalog/manifest.js';
 import { mutateDataDir } from '../fixtures/generate-data-dir.js';
 import { createDssHost } from '../support/dss-host.js';
 import { withResource } from './cleanup.js';
@@ -41,6 +43,8 @@ export interface IncrementalResult {
     firstPeakRssBytes: number;
   };
   raw: { wallMs: number; runsMs: number[]; peakRssBytes: number };
+  /** The per-file hash index: its step against the copy step, first (full) and second (incremental) run. */
+  hash: { first: HashCost; incremental: HashCost };
   disk: {
     /** What the second dssnap generation adds on disk (du of both generations, hard links counted once). */
     dssnapAddedBytes: number;
@@ -55,6 +59,25 @@ export interface IncrementalResult {
     treeMetadataBytes: number;
     /** The DESIGN target: changed bytes + 2 % of the tree's metadata. */
     allowanceBytes: number;
+  };
+}
+
+export interface HashCost {
+  hashMs: number;
+  copyMs: number;
+  /** Files read and hashed, and files whose hash came from the previous generation's index. */
+  hashedFiles: number;
+  hashedBytes: number;
+  reusedFiles: number;
+}
+
+function hashCost(manifest: Manifest): HashCost {
+  return {
+    hashMs: stepMs(manifest, hashStepKind),
+    copyMs: stepMs(manifest, StepKind.copy),
+    hashedFiles: manifest.files?.hashedFiles ?? 0,
+    hashedBytes: manifest.files?.hashedBytes ?? 0,
+    reusedFiles: manifest.files?.reusedFiles ?? 0,
   };
 }
 
@@ -98,6 +121,7 @@ export async function measureIncremental(config: IncrementalConfig): Promise<Inc
         peakRssBytes: Math.max(first.peakRssBytes, second.peakRssBytes),
         firstPeakRssBytes: first.peakRssBytes,
       },
+      hash: { first: hashCost(first.manifest), incremental: hashCost(second.manifest) },
       raw: {
         wallMs: (rawBefore.wallMs + rawAfter.wallMs) / 2,
         runsMs: [rawBefore.wallMs, rawAfter.wallMs],

@@ -60,6 +60,9 @@ describe('dssnap CLI, more', () => {
     const m2 = JSON.parse(second.stdout).manifest;
     expect(m2.copy.location).toBe(`${to}/${m2.id}`);
     expect(m2.copy.basedOn).toBe(m1.id);
+    // The remote copy's source (the snapshot) is hashed: the second run reuses the first one's hashes.
+    expect(m2.files).toMatchObject({ source: 'snapshot', hashedFiles: expect.any(Number) });
+    expect(m2.files.reusedFiles).toBeGreaterThan(m2.files.files * 0.9);
     const local = join(remoteRoot, 'dss', m2.id);
     const differences = await compareTrees(m2.snapshots[0].id, local, {
       ignore: ['tmp', 'caches', 'data-catalog'],

@@ -5,14 +5,15 @@
  * non-empty database unless --clean); verify checks the dump; the password never reaches a log line,
  * an argument list or an error message; an unreachable database is refused before anything changes.
  */
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/backup/backup.js';
 import { catalogDir, type Manifest } from '../../src/catalog/manifest.js';
 import { resolveOptions } from '../../src/config.js';
 import { stopDss } from '../../src/dss/control.js';
 import { createLogger, silentLogger } from '../../src/log.js';
+import { leftoverJournals } from '../../src/procedure/journal.js';
 import { restoreOptionsSchema } from '../../src/restore/options.js';
 import { runRestore } from '../../src/restore/restore.js';
 import { dssnap } from '../support/cli.js';
@@ -199,6 +200,38 @@ describe('Govern node: DATA_DIR and PostgreSQL as a pair', () => {
 
     expect(result.database!.safetyDump).toBeUndefined();
     expect(await pg.sql('select count(*) from artifacts', { database: 'govern_empty' })).toBe('500');
+  });
+
+  it('refuses a restore when the target database does not answer: exit 5, nothing changed', async () => {
+    const dataBefore = await readdir(host.dataDir);
+    const parentBefore = await readdir(dirname(host.dataDir));
+    const databaseBefore = await content();
+
+    const result = await dssnap(
+      [
+        'restore',
+        cold.id,
+        '--to',
+        host.destination,
+        '--data-dir',
+        host.dataDir,
+        '--state-dir',
+        host.stateDir,
+        '--force',
+        '--no-start',
+        '--govern-db',
+        `postgresql://govern@127.0.0.1:${pg.port + 1}/govern`,
+      ],
+      { env },
+    );
+
+    expect(result.exitCode).toBe(5);
+    expect(result.stderr).toMatch(/Cannot connect to the Govern database govern@127\.0\.0\.1:\d+\/govern/);
+    expect(result.stderr).not.toContain(password);
+    expect(await readdir(host.dataDir)).toEqual(dataBefore);
+    expect(await readdir(dirname(host.dataDir))).toEqual(parentBefore);
+    expect(await content()).toEqual(databaseBefore);
+    expect(leftoverJournals(host.stateDir)).toEqual([]);
   });
 
   it('verifies the dump with pg_restore --list, and reports a Govern backup without it as incomplete', async () => {

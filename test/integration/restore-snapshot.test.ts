@@ -17,6 +17,7 @@ import { copyTree } from '../../src/restore/materialize.js';
 import { restoreOptionsSchema } from '../../src/restore/options.js';
 import { runRestore } from '../../src/restore/restore.js';
 import { createFixtureRoot, generateDataDir, mutateDataDir } from '../fixtures/generate-data-dir.js';
+import { dssnap } from '../support/cli.js';
 import { createDssHost, type DssHost, nobody } from '../support/dss-host.js';
 import { createLoopVolume, type LoopVolume } from '../support/loop-volume.js';
 import { compareTrees, formatDifferences } from '../support/tree-compare.js';
@@ -228,16 +229,22 @@ describe('restore onto a DATA_DIR that is a mount point', () => {
     await stopDss(await inspectDataDir(dataDir));
     const before = await readdir(parent);
 
-    const restore = runRestore(
-      resolveOptions(restoreOptionsSchema, {
-        flags: { backupId, to: destination, dataDir, stateDir, force: true },
-      }),
-      { log },
-    );
+    const result = await dssnap([
+      'restore',
+      backupId,
+      '--to',
+      destination,
+      '--data-dir',
+      dataDir,
+      '--state-dir',
+      stateDir,
+      '--force',
+    ]);
 
-    await expect(restore).rejects.toMatchObject({ code: 'NO_SPACE', exitCode: 5 });
-    await expect(restore).rejects.toThrow(/a mount point, which cannot be renamed/);
+    expect(result.exitCode).toBe(5);
+    expect(result.stderr).toMatch(/a mount point, which cannot be renamed/);
     expect(await readdir(parent)).toEqual(before);
+    expect(leftoverJournals(stateDir)).toEqual([]);
     const differences = await compareTrees(join(destination, backupId), dataDir, {
       ignore: ['tmp', 'caches', 'data-catalog', 'lost+found', ...runtimeFiles],
     });
