@@ -58,6 +58,8 @@ export const backupOptionsSchema = z.strictObject({
   disk: stringList.optional(),
   /** gcp: where snapshots are stored (`eu`, `us-central1`…); default: Google's nearest. */
   snapshotLocation: z.string().min(1).optional(),
+  /** azure: full snapshots instead of incremental ones (the provider setting `fullSnapshot`). */
+  fullSnapshot: z.boolean().optional(),
   /** Provider-specific settings (config file only), validated strictly by the provider. */
   providerOptions: z.record(z.string(), z.unknown()).optional(),
   sshCommand: z.string().optional(),

@@ -4,6 +4,7 @@
  * transient errors for idempotent calls) and the core's `withRetries` both read this classification.
  */
 import { DssnapError, isDssnapError } from '../../src/errors.js';
+import { networkErrorCodes } from '../../src/provider/network-errors.js';
 
 /** What can be done about an error: wait and retry, nothing (already gone), or fix something first. */
 export type AwsErrorKind = 'throttling' | 'transient' | 'not-found' | 'denied' | 'credentials' | 'permanent';
@@ -35,17 +36,6 @@ const transientCodes: ReadonlySet<string> = new Set([
   'RequestTimeout',
   'RequestTimeoutException',
   'TimeoutError',
-]);
-
-const networkErrorCodes: ReadonlySet<string> = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
 ]);
 
 /** "That resource does not exist": success for a delete, NOT_FOUND for everything else. */

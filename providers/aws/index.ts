@@ -10,7 +10,7 @@
 import { CreateTagsCommand, type Snapshot as Ec2Snapshot, type Filter } from '@aws-sdk/client-ec2';
 import { DssnapError } from '../../src/errors.js';
 import { parseProviderSettings } from '../../src/provider/settings.js';
-import { isRetained, matchesSelector, newestFirst } from '../../src/provider/tags.js';
+import { matchesSelector, newestFirst, orphanSnapshots } from '../../src/provider/tags.js';
 import {
   type Exposure,
   type OwnedResource,
@@ -157,19 +157,10 @@ export function createAwsProvider(options: ProviderOptions): AwsProvider {
             attachedTo: (volume.Attachments ?? []).map((a) => a.InstanceId).join(','),
           },
         }));
-      const snapshots: OwnedResource[] = newestFirst(
-        (await taggedSnapshots(ctx, runFilter))
-          .map(toSnapshot)
-          .filter((s) => matchesSelector(s.tags, anyRetention)),
-      )
-        .filter((s) => !isRetained(s.tags))
-        .map((s) => ({
-          kind: 'snapshot' as const,
-          id: s.id,
-          tags: s.tags,
-          attributes: { ...s.attributes, volumeId: s.volumeId },
-        }));
-      return [...volumes, ...snapshots];
+      return [
+        ...volumes,
+        ...orphanSnapshots((await taggedSnapshots(ctx, runFilter)).map(toSnapshot), selector),
+      ];
     },
 
     doctor: (context) =>

@@ -13,9 +13,10 @@ import { relative } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import type { TokenCredential } from '@azure/identity';
 import { DssnapError } from '../../src/errors.js';
-import { mountsBelow } from '../../src/host/mounts.js';
+import { mountPointsOf } from '../../src/host/device-mounts.js';
+import { ensureUnmounted, mountsBelow } from '../../src/host/mounts.js';
 import { findMount, type MountInfo } from '../../src/provider/find-mount.js';
-import { isRetained, matchesSelector, newestFirst, ownedTags } from '../../src/provider/tags.js';
+import { matchesSelector, newestFirst, orphanSnapshots, ownedTags } from '../../src/provider/tags.js';
 import {
   type Exposure,
   type OwnedResource,
@@ -39,7 +40,7 @@ import {
   partitionOf,
   wholeDisk,
 } from './devices.js';
-import { azureDoctorChecks } from './doctor.js';
+import { azureDoctorChecks, type DoctorContext } from './doctor.js';
 import { AzureError, isAzureNotFound, isAzurePermanent } from './errors.js';
 import { cloudEndpoints, defaultImdsEndpoint, type InstanceMetadata, readInstanceMetadata } from './imds.js';
 import { azurePermissions } from './permissions.js';
@@ -67,14 +68,7 @@ export interface AzureProviderOverrides {
 }
 
 /** Where this VM is and where dssnap creates its resources. */
-interface AzureContext {
-  subscription: string;
-  vmResourceGroup: string;
-  vmName: string;
-  location: string;
-  zone: string;
-  snapshotResourceGroup: string;
-  endpoint: string;
+interface AzureContext extends DoctorContext {
   scope: string;
 }
 
@@ -264,6 +258,27 @@ export function createAzureProvider(
     );
   }
 
+  /**
+   * Unmount whatever is mounted here from the disk `diskId` when it is attached to this VM (a run killed
+   * mid-copy leaves its mount): detaching a mounted disk would leave a dead mount behind.
+   */
+  async function unmountHere(
+    vm: { resourceGroup: string; name: string },
+    diskId: string,
+    knownLun: string | undefined,
+  ): Promise<void> {
+    const ctx = await context();
+    if (vm.name.toLowerCase() !== ctx.vmName.toLowerCase()) return;
+    let lun = knownLun === undefined ? undefined : Number(knownLun);
+    if (lun === undefined) {
+      const found = await (await client()).getVm(vm.resourceGroup, vm.name);
+      lun = found.storageProfile?.dataDisks?.find((d) => sameResource(d.managedDisk?.id, diskId))?.lun;
+    }
+    const device = lun === undefined ? undefined : await deviceOfLun(lun, lookup);
+    if (!device) return;
+    for (const mountPoint of await mountPointsOf(device)) await ensureUnmounted(mountPoint);
+  }
+
   const provider: SnapshotProvider = {
     id: 'azure',
     defaultQuiesce: 'fsfreeze',
@@ -447,6 +462,7 @@ export function createAzureProvider(
         requireOwned(disk.tags, 'exposure', `disk ${name}`);
         if (disk.managedBy) {
           const vm = parseResourceId(disk.managedBy, 'virtualMachines');
+          await unmountHere(vm, disk.id ?? diskId, exposure.attributes?.lun);
           await arm.detachDisk(vm.resourceGroup, vm.name, disk.id ?? diskId);
           // The next attach may take the same LUN: let its old device go first (best effort).
           const lun = exposure.attributes?.lun;
@@ -507,15 +523,7 @@ export function createAzureProvider(
             ...(disk.managedBy ? { attachedTo: disk.managedBy } : {}),
           },
         }));
-      const snapshots: OwnedResource[] = (await provider.list(anyRetention))
-        .filter((snapshot) => !isRetained(snapshot.tags))
-        .map((snapshot) => ({
-          kind: 'snapshot',
-          id: snapshot.id,
-          tags: snapshot.tags,
-          attributes: { ...snapshot.attributes, volumeId: snapshot.volumeId },
-        }));
-      return [...disks, ...snapshots];
+      return [...disks, ...orphanSnapshots(await provider.list(anyRetention), selector)];
     },
 
     doctor: () => azureDoctorChecks(context, client, azurePermissions),

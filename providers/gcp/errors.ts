@@ -6,6 +6,7 @@
  * says what to do, and tells the core's retry decorator whether trying again can help.
  */
 import { DssnapError, isDssnapError } from '../../src/errors.js';
+import { networkErrorCodes } from '../../src/provider/network-errors.js';
 
 /** What can be done about an error: wait and retry, nothing (already gone), or fix something first. */
 export type GcpErrorKind = 'throttling' | 'transient' | 'not-found' | 'denied' | 'credentials' | 'permanent';
@@ -33,18 +34,6 @@ const transientReasons: ReadonlySet<string> = new Set([
 ]);
 
 const notFoundReasons: ReadonlySet<string> = new Set(['notFound', 'RESOURCE_NOT_FOUND']);
-
-const networkErrorCodes: ReadonlySet<string> = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-]);
 
 /** What a Google API error says, whatever layer threw it. */
 export interface GoogleErrorInfo {

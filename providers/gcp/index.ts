@@ -15,10 +15,11 @@ import { existsSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { DssnapError } from '../../src/errors.js';
+import { mountPointsOf } from '../../src/host/device-mounts.js';
 import { ensureUnmounted, mountsBelow } from '../../src/host/mounts.js';
 import { findMount, type MountInfo } from '../../src/provider/find-mount.js';
 import { parseProviderSettings } from '../../src/provider/settings.js';
-import { isRetained, matchesSelector, newestFirst, ownedTags } from '../../src/provider/tags.js';
+import { matchesSelector, newestFirst, orphanSnapshots, ownedTags } from '../../src/provider/tags.js';
 import {
   type Exposure,
   type OwnedResource,
@@ -33,7 +34,6 @@ import {
   type Volume,
 } from '../../src/provider/types.js';
 import { waitFor } from '../../src/provider/wait.js';
-import { mountPointsOf } from '../aws/devices.js';
 import {
   awaitOperation,
   type ComputeApi,
@@ -765,19 +765,7 @@ export function createGcpProvider(options: ProviderOptions): GcpProvider {
             users: (disk.users ?? []).map((u) => u.split('/').pop()).join(','),
           },
         }));
-      const snapshots: OwnedResource[] = newestFirst(
-        (await labelledSnapshots(labels))
-          .map(toSnapshot)
-          .filter((s) => matchesSelector(s.tags, anyRetention)),
-      )
-        .filter((s) => !isRetained(s.tags))
-        .map((s) => ({
-          kind: 'snapshot' as const,
-          id: s.id,
-          tags: s.tags,
-          attributes: { ...s.attributes, volumeId: s.volumeId },
-        }));
-      return [...disks, ...snapshots];
+      return [...disks, ...orphanSnapshots((await labelledSnapshots(labels)).map(toSnapshot), selector)];
     },
 
     async doctor() {

@@ -99,11 +99,15 @@ export function withBackupOptions<T>(yargs: Argv<T>) {
       type: 'string',
       array: true,
       describe:
-        "gcp: the persistent disk holding DATA_DIR, overriding detection ('name', or 'name=/mount/point' for a disk mounted below it)",
+        "gcp/azure: the disk holding DATA_DIR, overriding detection (gcp 'name', azure '<disk resource id>'; '…=/mount/point' for a disk mounted below it)",
     })
     .option('snapshot-location', {
       type: 'string',
       describe: "gcp: where snapshots are stored ('eu', 'us-central1'…; default: Google's nearest)",
+    })
+    .option('full-snapshot', {
+      type: 'boolean',
+      describe: 'azure: full snapshots instead of incremental ones (default: incremental)',
     })
     .option('ssh-command', {
       type: 'string',

@@ -43,7 +43,7 @@ export function providerSettingsFrom(
 
 export function backupOptionsFrom(argv: Record<string, unknown> & GlobalArgs): BackupOptions {
   const keys = Object.keys(backupOptionsSchema.shape);
-  return withGcpOptions(
+  return withCloudDiskOptions(
     resolveOptions(backupOptionsSchema, {
       ...(argv.config ? { file: readConfigFile(argv.config), filePath: argv.config } : {}),
       env: optionsFromEnv(backupOptionsSchema),
@@ -52,15 +52,20 @@ export function backupOptionsFrom(argv: Record<string, unknown> & GlobalArgs): B
   );
 }
 
-/** `--disk` and `--snapshot-location` are gcp provider settings (`disks`, `snapshotLocation`) given as options. */
-function withGcpOptions(options: BackupOptions): BackupOptions {
-  if (!options.disk?.length && !options.snapshotLocation) return options;
+/**
+ * `--disk`, `--snapshot-location` (gcp) and `--full-snapshot` (azure) are provider settings (`disks`,
+ * `snapshotLocation`, `fullSnapshot`) given as options.
+ */
+function withCloudDiskOptions(options: BackupOptions): BackupOptions {
+  if (!options.disk?.length && !options.snapshotLocation && options.fullSnapshot === undefined)
+    return options;
   return {
     ...options,
     providerOptions: {
       ...options.providerOptions,
       ...(options.disk?.length ? { disks: options.disk } : {}),
       ...(options.snapshotLocation ? { snapshotLocation: options.snapshotLocation } : {}),
+      ...(options.fullSnapshot === undefined ? {} : { fullSnapshot: options.fullSnapshot }),
     },
   };
 }

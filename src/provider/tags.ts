@@ -3,7 +3,14 @@
  * `list`, `orphans` and `cleanup` agree on what "this run's" or "this DATA_DIR's" resources are.
  */
 import { resolve } from 'node:path';
-import { type ResourceRole, TagKey, type TagSelector, type Tags } from './types.js';
+import {
+  type OwnedResource,
+  type ResourceRole,
+  type Snapshot,
+  TagKey,
+  type TagSelector,
+  type Tags,
+} from './types.js';
 
 /** True when the resource is marked retained (`dssnap:retain` = 'true'). */
 export function isRetained(tags: Tags): boolean {
@@ -38,4 +45,20 @@ export function newestFirst<T extends { createdAt: string; id: string }>(items: 
   return [...items].sort((a, b) =>
     a.createdAt === b.createdAt ? b.id.localeCompare(a.id) : b.createdAt.localeCompare(a.createdAt),
   );
+}
+
+/**
+ * The snapshots among `snapshots` that `orphans` reports: those matching `selector` whatever their
+ * retention, minus the retained ones (retention, not cleanup, removes those), newest first.
+ */
+export function orphanSnapshots(snapshots: readonly Snapshot[], selector: TagSelector): OwnedResource[] {
+  const anyRetention = { ...selector, retained: undefined };
+  return newestFirst(
+    snapshots.filter((s) => matchesSelector(s.tags, anyRetention) && !isRetained(s.tags)),
+  ).map((s) => ({
+    kind: 'snapshot' as const,
+    id: s.id,
+    tags: s.tags,
+    attributes: { ...s.attributes, volumeId: s.volumeId },
+  }));
 }

@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import type { TokenCredential } from '@azure/identity';
 import { createAzureProvider } from '../../providers/azure/index.js';
 import { createAzureTestCloud } from '../support/azure-cloud.js';
+import { disposeExpectingNothingLeft, disposeOnFailure } from '../support/cloud-harness.js';
 import { describeProviderContract } from './provider-contract.js';
 
 // The real SDK over HTTPS to the ARM fake, with a test TokenCredential and an agent trusting the test
 // certificate (the provider's test seams); DATA_DIR on a real ext4 "managed disk" at LUN 0 (a loop
 // device the host simulator attached); snapshots, temporary disks and their devices made as asked.
-describeProviderContract('azure', async () => {
-  const cloud = await createAzureTestCloud();
-  try {
+describeProviderContract('azure', async () =>
+  disposeOnFailure(await createAzureTestCloud(), async (cloud) => {
     const disk = await cloud.createDataDisk({
       name: 'contract-data',
       lun: 0,
@@ -29,22 +29,6 @@ describeProviderContract('azure', async () => {
       { stateDir: join(cloud.work, 'state'), settings },
       { credential, agent: cloud.certificate.agent() },
     );
-    return {
-      provider,
-      dataDir,
-      cleanup: async () => {
-        const left = await cloud.leftovers();
-        await cloud.dispose();
-        if (cloud.proxy.hookErrors.length + cloud.hookErrors.length > 0) {
-          throw cloud.proxy.hookErrors[0] ?? cloud.hookErrors[0];
-        }
-        if (left.disks.length + left.snapshots.length + left.devices.length > 0) {
-          throw new Error(`The contract suite left resources behind: ${JSON.stringify(left)}`);
-        }
-      },
-    };
-  } catch (error) {
-    await cloud.dispose();
-    throw error;
-  }
-});
+    return { provider, dataDir, cleanup: () => disposeExpectingNothingLeft(cloud) };
+  }),
+);

@@ -11,39 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/backup/backup.js';
 import { catalogDir, readManifests } from '../../src/catalog/manifest.js';
 import { startDss } from '../../src/dss/control.js';
-import { run } from '../../src/host/exec.js';
-import { ensureUnmounted } from '../../src/host/mounts.js';
 import { silentLogger } from '../../src/log.js';
 import { TagKey } from '../../src/provider/types.js';
 import { type AwsDssHost, cleanHostState, createAwsDssHost } from '../support/aws-cloud.js';
+import { reportCalls, withImageMounted } from '../support/cloud-harness.js';
 import { compareTrees, formatDifferences } from '../support/tree-compare.js';
 
 const log = silentLogger();
 const excludedByDefault = ['tmp', 'caches', 'data-catalog'];
-
-/** Mount a snapshot image from the host simulator read-only, as EBS would give it back. */
-async function withSnapshotMounted<T>(image: string, use: (root: string) => Promise<T>): Promise<T> {
-  const mountPoint = await mkdtemp(join(tmpdir(), 'dssnap-aws-snap-'));
-  const loop = (await run('losetup', ['-f', '--show', '-r', image])).stdout.trim();
-  try {
-    await run('mount', ['-o', 'ro,nouuid,norecovery', loop, mountPoint]);
-    return await use(mountPoint);
-  } finally {
-    await ensureUnmounted(mountPoint);
-    await run('losetup', ['-d', loop]).catch(() => undefined);
-    await rm(mountPoint, { recursive: true, force: true });
-  }
-}
-
-function report(what: string, counts: Record<string, number>): number {
-  const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
-  const detail = Object.entries(counts)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([action, n]) => `${action} ${n}`)
-    .join(', ');
-  console.log(`EC2 API calls for ${what}: ${total} (${detail})`);
-  return total;
-}
 
 describe('snapshot backup with the aws provider', () => {
   let host: AwsDssHost;
@@ -67,7 +42,7 @@ describe('snapshot backup with the aws provider', () => {
 
     const result = await runBackup(host.options({ keepSnapshot: true }), { log });
 
-    const total = report('a backup keeping its snapshot', host.cloud.proxy.countsSince(mark));
+    const total = reportCalls('EC2 API', 'a backup keeping its snapshot', host.cloud.proxy.countsSince(mark));
     console.log(`Pause (fsfreeze around CreateSnapshot): ${result.manifest.pauseMs} ms`);
     expect(result.exitCode).toBe(0);
     expect(result.manifest).toMatchObject({ provider: 'aws', quiesce: 'fsfreeze', mode: 'snapshot' });
@@ -96,7 +71,7 @@ describe('snapshot backup with the aws provider', () => {
       frozenHere: [],
     });
     const generation = result.manifest.copy!.location;
-    const differences = await withSnapshotMounted(host.cloud.simulator.snapshotImage(snapshot!.id), (root) =>
+    const differences = await withImageMounted(host.cloud.simulator.snapshotImage(snapshot!.id), (root) =>
       compareTrees(join(root, 'dss'), generation, { ignore: excludedByDefault }),
     );
     expect(formatDifferences(differences)).toBe(formatDifferences([]));
@@ -116,7 +91,7 @@ describe('snapshot backup with the aws provider', () => {
 
     const result = await runBackup(host.options(), { log });
 
-    report('an incremental backup', host.cloud.proxy.countsSince(mark));
+    reportCalls('EC2 API', 'an incremental backup', host.cloud.proxy.countsSince(mark));
     expect(result.manifest.copy!.basedOn).toBe(firstId);
     expect(result.manifest.snapshots[0]).toMatchObject({ retained: false });
     expect(host.cloud.proxy.countsSince(mark).DeleteSnapshot).toBe(1);
@@ -135,7 +110,11 @@ describe('snapshot backup with the aws provider', () => {
       },
     );
 
-    const total = report('a snapshot-only rollback point', host.cloud.proxy.countsSince(mark));
+    const total = reportCalls(
+      'EC2 API',
+      'a snapshot-only rollback point',
+      host.cloud.proxy.countsSince(mark),
+    );
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(host.cloud.proxy.countsSince(mark).CreateVolume).toBeUndefined();
     expect(total).toBeLessThan(12);

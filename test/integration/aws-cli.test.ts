@@ -4,12 +4,12 @@
  * `dssnap cleanup --provider aws` and `dssnap recover`, a permission missing for good, and no
  * credentials. Credentials are static fakes in the environment: they must never show in any output.
  */
-import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDss } from '../../src/dss/control.js';
 import { silentLogger } from '../../src/log.js';
 import { type AwsDssHost, awsTestEnv, cleanHostState, createAwsDssHost } from '../support/aws-cloud.js';
-import { type CliResult, dssnap, spawnDssnap } from '../support/cli.js';
+import { type CliResult, dssnap } from '../support/cli.js';
+import { killBackupMidCopy } from '../support/cloud-harness.js';
 
 const log = silentLogger();
 const secret = awsTestEnv.AWS_SECRET_ACCESS_KEY!;
@@ -29,16 +29,7 @@ describe('dssnap --provider aws (CLI)', () => {
     host = await createAwsDssHost({ generate: { files: 2_000, bytes: 200 * 1024 ** 2 } });
     await startDss(host.info, { log });
     config = await host.configFile();
-    args = [
-      '--config',
-      config,
-      '--provider',
-      'aws',
-      '--data-dir',
-      host.dataDir,
-      '--state-dir',
-      host.stateDir,
-    ];
+    args = host.cliArgs(config);
   });
   afterAll(async () => {
     await host?.dispose();
@@ -118,10 +109,10 @@ describe('dssnap --provider aws (CLI)', () => {
   });
 
   it('after a SIGKILL mid-copy, cleanup --provider aws removes the volume and snapshot, recover the rest', async () => {
-    const child = spawnDssnap(['backup', ...args, '--to', host.destination, '--mount-root', host.mountRoot]);
-    await waitForPartial(host.destination);
-    child.kill('SIGKILL');
-    await child;
+    await killBackupMidCopy(
+      [...args, '--to', host.destination, '--mount-root', host.mountRoot],
+      host.destination,
+    );
     const killed = await host.state();
     expect(killed.cloud.volumes).toHaveLength(1);
     expect(killed.cloud.snapshots).toHaveLength(1);
@@ -203,12 +194,3 @@ describe('dssnap --provider aws (CLI)', () => {
     expect(await host.state()).toEqual(cleanHostState);
   });
 });
-
-async function waitForPartial(destination: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await readdir(destination)).some((name) => name.startsWith('.partial-'))) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`No partial copy appeared in ${destination} within ${timeoutMs} ms`);
-}

@@ -5,53 +5,26 @@
  * a temporary disk made from the snapshot attached at a free LUN, mounted read-only (`nouuid`), real
  * rsync. Prints the number of ARM calls each backup made.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/backup/backup.js';
 import { catalogDir, readManifests } from '../../src/catalog/manifest.js';
 import { startDss } from '../../src/dss/control.js';
-import { run } from '../../src/host/exec.js';
-import { ensureUnmounted, mountsBelow } from '../../src/host/mounts.js';
 import { createLogger, silentLogger } from '../../src/log.js';
-import { leftoverJournals } from '../../src/procedure/journal.js';
 import { TagKey } from '../../src/provider/types.js';
 import {
   type AzureDssHost,
+  cleanAzureHostState,
   createAzureDssHost,
   testResourceGroup,
   testVmName,
   testZone,
 } from '../support/azure-cloud.js';
+import { reportCalls, withImageMounted } from '../support/cloud-harness.js';
 import { compareTrees, formatDifferences } from '../support/tree-compare.js';
 
 const log = process.env.DEBUG_AZURE ? createLogger({ level: 'debug', format: 'json' }) : silentLogger();
 const excludedByDefault = ['tmp', 'caches', 'data-catalog'];
-
-/** Mount a snapshot image of the host simulator read-only, as Azure would give it back. */
-async function withSnapshotMounted<T>(image: string, use: (root: string) => Promise<T>): Promise<T> {
-  const mountPoint = await mkdtemp(join(tmpdir(), 'dssnap-azure-snap-'));
-  const loop = (await run('losetup', ['-f', '--show', '-r', image])).stdout.trim();
-  try {
-    await run('mount', ['-o', 'ro,nouuid,norecovery', loop, mountPoint]);
-    return await use(mountPoint);
-  } finally {
-    await ensureUnmounted(mountPoint);
-    await run('losetup', ['-d', loop]).catch(() => undefined);
-    await rm(mountPoint, { recursive: true, force: true });
-  }
-}
-
-function report(what: string, counts: Record<string, number>): number {
-  const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
-  const detail = Object.entries(counts)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([name, n]) => `${name} ${n}`)
-    .join(', ');
-  console.log(`ARM calls for ${what}: ${total} (${detail})`);
-  return total;
-}
 
 describe('snapshot backup with the azure provider', () => {
   let host: AzureDssHost;
@@ -65,14 +38,6 @@ describe('snapshot backup with the azure provider', () => {
     await host?.dispose();
   });
 
-  async function expectNothingLeft(): Promise<void> {
-    expect(await host.cloud.leftovers()).toEqual({ disks: [], snapshots: [], devices: [] });
-    expect(await mountsBelow(host.mountRoot)).toEqual([]);
-    expect(leftoverJournals(host.stateDir)).toEqual([]);
-    expect(host.cloud.proxy.hookErrors).toEqual([]);
-    expect(host.cloud.hookErrors).toEqual([]);
-  }
-
   it('copies DATA_DIR as it was at the snapshot instant, byte for byte, pausing writers under 1 s', async () => {
     const mark = host.cloud.proxy.mark();
     const armBefore = host.cloud.arm.requests.length;
@@ -81,7 +46,7 @@ describe('snapshot backup with the azure provider', () => {
     const result = await runBackup(host.options({ keepSnapshot: true }), { log });
 
     const counts = host.cloud.proxy.countsSince(mark);
-    const total = report('a backup keeping its snapshot', counts);
+    const total = reportCalls('ARM', 'a backup keeping its snapshot', counts);
     expect(result.exitCode).toBe(0);
     expect(result.manifest).toMatchObject({ provider: 'azure', quiesce: 'fsfreeze', mode: 'snapshot' });
     // The pause less what the simulator spends copying the disk image (Azure does not copy it then).
@@ -116,7 +81,7 @@ describe('snapshot backup with the azure provider', () => {
     const [snapshot] = result.manifest.snapshots;
     expect(snapshot).toMatchObject({ provider: 'azure', volumeId: host.disk.diskId, retained: true });
     const generation = result.manifest.copy!.location;
-    const differences = await withSnapshotMounted(
+    const differences = await withImageMounted(
       host.cloud.simulator.snapshotImage(snapshot!.id.toLowerCase()),
       (root) => compareTrees(join(root, 'dss'), generation, { ignore: excludedByDefault }),
     );
@@ -127,7 +92,7 @@ describe('snapshot backup with the azure provider', () => {
         tags: expect.objectContaining({ [TagKey.retain]: 'true', [TagKey.runId]: result.runId }),
       },
     ]);
-    await expectNothingLeft();
+    expect(await host.state()).toEqual(cleanAzureHostState);
     firstId = result.backupId;
   });
 
@@ -137,12 +102,12 @@ describe('snapshot backup with the azure provider', () => {
 
     const result = await runBackup(host.options(), { log });
 
-    report('an incremental backup', host.cloud.proxy.countsSince(mark));
+    reportCalls('ARM', 'an incremental backup', host.cloud.proxy.countsSince(mark));
     expect(result.manifest.copy!.basedOn).toBe(firstId);
     expect(result.manifest.snapshots[0]).toMatchObject({ retained: false });
     expect(host.cloud.proxy.countsSince(mark)['DELETE snapshots']).toBe(1);
     expect(host.cloud.retainedSnapshots()).toEqual(retainedBefore);
-    await expectNothingLeft();
+    expect(await host.state()).toEqual(cleanAzureHostState);
   });
 
   it('takes a snapshot-only rollback point (--copy none --keep-snapshot) without any disk', async () => {
@@ -153,14 +118,14 @@ describe('snapshot backup with the azure provider', () => {
     });
 
     const counts = host.cloud.proxy.countsSince(mark);
-    report('a snapshot-only run', counts);
+    reportCalls('ARM', 'a snapshot-only run', counts);
     expect(result.exitCode).toBe(0);
     expect(counts['PUT disks']).toBeUndefined();
     expect(counts['POST attachDetachDataDisks']).toBeUndefined();
     const manifests = await readManifests(join(host.stateDir, 'catalog'));
     expect(manifests.map((m) => m.id)).toContain(result.backupId);
     expect(host.cloud.retainedSnapshots().map((s) => s.id)).toContain(result.manifest.snapshots[0]!.id);
-    await expectNothingLeft();
+    expect(await host.state()).toEqual(cleanAzureHostState);
   });
 
   it('makes a full snapshot with fullSnapshot: true', async () => {
@@ -174,7 +139,7 @@ describe('snapshot backup with the azure provider', () => {
       .find((r) => r.method === 'PUT' && /snapshots/.test(r.path));
     expect(put!.body).toMatchObject({ properties: { incremental: false } });
     expect((await readManifests(catalogDir(host.destination))).length).toBe(3);
-    await expectNothingLeft();
+    expect(await host.state()).toEqual(cleanAzureHostState);
   });
 
   it('works with IMDS blocked when the settings name the VM and the disk (--disk)', async () => {
@@ -200,6 +165,6 @@ describe('snapshot backup with the azure provider', () => {
     expect(result.exitCode).toBe(0);
     expect(result.manifest.snapshots.map((s) => s.volumeId)).toEqual([host.disk.diskId]);
     expect(host.cloud.imds.requests.length).toBe(imdsBefore);
-    await expectNothingLeft();
+    expect(await host.state()).toEqual(cleanAzureHostState);
   });
 });

@@ -6,12 +6,12 @@
  * default credential chain: the managed identity token comes from the fake IMDS and must never show in
  * any output.
  */
-import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDss } from '../../src/dss/control.js';
 import { silentLogger } from '../../src/log.js';
 import { type AzureDssHost, cleanAzureHostState, createAzureDssHost } from '../support/azure-cloud.js';
-import { type CliResult, dssnap, spawnDssnap } from '../support/cli.js';
+import { type CliResult, dssnap } from '../support/cli.js';
+import { killBackupMidCopy } from '../support/cloud-harness.js';
 
 const log = silentLogger();
 
@@ -32,16 +32,7 @@ describe('dssnap --provider azure (CLI)', () => {
     await startDss(host.info, { log });
     config = await host.configFile();
     env = host.cloud.cliEnv();
-    args = [
-      '--config',
-      config,
-      '--provider',
-      'azure',
-      '--data-dir',
-      host.dataDir,
-      '--state-dir',
-      host.stateDir,
-    ];
+    args = host.cliArgs(config);
   });
   afterAll(async () => {
     await host?.dispose();
@@ -68,8 +59,15 @@ describe('dssnap --provider azure (CLI)', () => {
     expect(await host.state()).toEqual(cleanAzureHostState);
   });
 
-  it('takes a snapshot-only rollback point that `dssnap list --provider azure` shows', async () => {
-    const backup = await dssnap(['backup', ...args, '--copy', 'none', '--keep-snapshot', '--json'], { env });
+  it('takes a full (--full-snapshot) snapshot-only rollback point of the --disk given, that `dssnap list --provider azure` shows', async () => {
+    const before = host.cloud.arm.requests.length;
+    const backup = await dssnap(
+      [
+        ...['backup', ...args, '--copy', 'none', '--keep-snapshot', '--json'],
+        ...['--full-snapshot', '--disk', host.disk.diskId],
+      ],
+      { env },
+    );
     const list = await dssnap(
       ['list', '--provider', 'azure', '--config', config, '--state-dir', host.stateDir],
       {
@@ -83,6 +81,16 @@ describe('dssnap --provider azure (CLI)', () => {
     expect(list.exitCode).toBe(0);
     expect(list.stdout).toMatch(/Retained azure snapshots: 1/);
     expect(list.stdout).toContain(`${snapshotId}  (${host.dataDir})`);
+    const put = host.cloud.arm.requests
+      .slice(before)
+      .find((r) => r.method === 'PUT' && /snapshots/.test(r.path));
+    const sent = put?.body as {
+      properties?: { incremental?: boolean; creationData?: { sourceResourceId?: string } };
+    };
+    expect(sent.properties?.incremental).toBe(false);
+    expect(sent.properties?.creationData?.sourceResourceId?.toLowerCase()).toBe(
+      host.disk.diskId.toLowerCase(),
+    );
   });
 
   it('doctor checks the VM identity, the credential, the VM and every RBAC action', async () => {
@@ -114,12 +122,13 @@ describe('dssnap --provider azure (CLI)', () => {
   });
 
   it('after a SIGKILL mid-copy, cleanup --provider azure removes the disk and snapshot, recover the rest', async () => {
-    const child = spawnDssnap(['backup', ...args, '--to', host.destination, '--mount-root', host.mountRoot], {
-      env,
-    });
-    await waitForPartial(host.destination);
-    child.kill('SIGKILL');
-    await child;
+    await killBackupMidCopy(
+      [...args, '--to', host.destination, '--mount-root', host.mountRoot],
+      host.destination,
+      {
+        env,
+      },
+    );
     const killed = await host.state();
     expect(killed.cloud.disks).toHaveLength(1);
     expect(killed.cloud.snapshots).toHaveLength(1);
@@ -138,7 +147,11 @@ describe('dssnap --provider azure (CLI)', () => {
     expect(cleanup.exitCode).toBe(0);
     expect(cleanup.stdout).toMatch(new RegExp(`deleted: exposure \\S+/disks/${killed.cloud.disks[0]} `));
     const cleaned = await host.state();
-    expect({ cloud: cleaned.cloud }).toEqual({ cloud: cleanAzureHostState.cloud });
+    // The mount the killed run left is gone too: cleanup unmounts a temporary disk before detaching it.
+    expect({ cloud: cleaned.cloud, mounts: cleaned.mounts }).toEqual({
+      cloud: cleanAzureHostState.cloud,
+      mounts: [],
+    });
     const recovered = await dssnap(['recover', '--state-dir', host.stateDir], { env });
     expect(recovered.exitCode).toBe(0);
     expect(await host.state()).toEqual(cleanAzureHostState);
@@ -190,12 +203,3 @@ describe('dssnap --provider azure (CLI)', () => {
     }
   });
 });
-
-async function waitForPartial(destination: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await readdir(destination)).some((name) => name.startsWith('.partial-'))) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`No partial copy appeared in ${destination} within ${timeoutMs} ms`);
-}

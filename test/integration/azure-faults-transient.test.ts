@@ -7,10 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/backup/backup.js';
 import { startDss } from '../../src/dss/control.js';
-import { mountsBelow } from '../../src/host/mounts.js';
 import { silentLogger } from '../../src/log.js';
-import { leftoverJournals } from '../../src/procedure/journal.js';
-import { type AzureDssHost, type AzureFault, createAzureDssHost } from '../support/azure-cloud.js';
+import {
+  type AzureDssHost,
+  type AzureFault,
+  cleanAzureHostState,
+  createAzureDssHost,
+} from '../support/azure-cloud.js';
 
 const log = silentLogger();
 
@@ -24,13 +27,6 @@ describe('transient ARM faults during an azure backup', () => {
   afterAll(async () => {
     await host?.dispose();
   });
-
-  async function expectNothingLeft(): Promise<void> {
-    expect(await host.cloud.leftovers()).toEqual({ disks: [], snapshots: [], devices: [] });
-    expect(await mountsBelow(host.mountRoot)).toEqual([]);
-    expect(leftoverJournals(host.stateDir)).toEqual([]);
-    expect(host.cloud.hookErrors).toEqual([]);
-  }
 
   it('survives one transient fault on every kind of ARM call of the same run', async () => {
     const faults: Array<[string, AzureFault]> = [
@@ -55,7 +51,7 @@ describe('transient ARM faults during an azure backup', () => {
     expect(result.exitCode).toBe(0);
     const hit = host.cloud.proxy.since(mark).filter((request) => request.fault);
     expect(hit.map((request) => request.name).sort()).toEqual(faults.map(([name]) => name).sort());
-    await expectNothingLeft();
+    expect(await host.state()).toEqual(cleanAzureHostState);
   });
 
   it.each<[string, AzureFault]>([
@@ -79,7 +75,7 @@ describe('transient ARM faults during an azure backup', () => {
           .filter((request) => request.fault)
           .map((request) => request.name),
       ).toEqual([name]);
-      await expectNothingLeft();
+      expect(await host.state()).toEqual(cleanAzureHostState);
     },
   );
 

@@ -14,28 +14,13 @@ import { catalogDir, readManifests } from '../../src/catalog/manifest.js';
 import { startDss } from '../../src/dss/control.js';
 import { silentLogger } from '../../src/log.js';
 import { TagKey } from '../../src/provider/types.js';
-import {
-  cleanGcpHostState,
-  createGcpDssHost,
-  type GcpDssHost,
-  gcpProject,
-  withImageMounted,
-} from '../support/gcp-cloud.js';
+import { reportCalls, withImageMounted } from '../support/cloud-harness.js';
+import { cleanGcpHostState, createGcpDssHost, type GcpDssHost, gcpProject } from '../support/gcp-cloud.js';
 import { compareTrees, formatDifferences } from '../support/tree-compare.js';
 
 const log = silentLogger();
 const excludedByDefault = ['tmp', 'caches', 'data-catalog'];
 const validLabel = { key: /^[a-z][a-z0-9_-]{0,62}$/, value: /^[a-z0-9_-]{0,63}$/ };
-
-function report(what: string, counts: Record<string, number>): number {
-  const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
-  const detail = Object.entries(counts)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([method, n]) => `${method} ${n}`)
-    .join(', ');
-  console.log(`Compute API calls for ${what}: ${total} (${detail})`);
-  return total;
-}
 
 describe('snapshot backup with the gcp provider', () => {
   let host: GcpDssHost;
@@ -59,7 +44,7 @@ describe('snapshot backup with the gcp provider', () => {
     const result = await runBackup(host.options({ keepSnapshot: true }), { log });
 
     const counts = host.cloud.proxy.countsSince(mark);
-    const total = report('a backup keeping its snapshot', counts);
+    const total = reportCalls('Compute', 'a backup keeping its snapshot', counts);
     expect(result.exitCode).toBe(0);
     expect(result.manifest).toMatchObject({ provider: 'gcp', quiesce: 'fsfreeze', mode: 'snapshot' });
     expect(result.manifest.pauseMs).toBeLessThan(1000);
@@ -129,7 +114,7 @@ describe('snapshot backup with the gcp provider', () => {
     const result = await runBackup(host.options(), { log });
 
     const counts = host.cloud.proxy.countsSince(mark);
-    report('an incremental backup', counts);
+    reportCalls('Compute', 'an incremental backup', counts);
     expect(result.manifest.copy!.basedOn).toBe(firstId);
     expect(result.manifest.snapshots[0]).toMatchObject({ retained: false });
     expect(counts['Snapshots.Delete']).toBe(1);
@@ -146,7 +131,11 @@ describe('snapshot backup with the gcp provider', () => {
       { log },
     );
 
-    const total = report('a snapshot-only rollback point', host.cloud.proxy.countsSince(mark));
+    const total = reportCalls(
+      'Compute',
+      'a snapshot-only rollback point',
+      host.cloud.proxy.countsSince(mark),
+    );
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(host.cloud.proxy.countsSince(mark)['Disks.Insert']).toBeUndefined();
     expect(total).toBeLessThan(20);

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDss } from '../../src/dss/control.js';
 import { silentLogger } from '../../src/log.js';
 import { type CliResult, dssnap } from '../support/cli.js';
+import { expectExit } from '../support/cloud-harness.js';
 import {
   cleanGcpHostState,
   createGcpDssHost,
@@ -26,11 +27,6 @@ describe('dssnap --provider gcp (CLI)', () => {
   let config: string;
   let args: string[];
 
-  /** The exit code, with the output in the failure message when it is not the expected one. */
-  function expectExit(result: CliResult, code: number): void {
-    expect(result.exitCode, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(code);
-  }
-
   function expectNoToken(result: CliResult): void {
     for (const token of host.cloud.metadata.tokens) {
       expect(result.stdout).not.toContain(token);
@@ -42,16 +38,7 @@ describe('dssnap --provider gcp (CLI)', () => {
     host = await createGcpDssHost();
     await startDss(host.info, { log });
     config = await host.configFile();
-    args = [
-      '--config',
-      config,
-      '--provider',
-      'gcp',
-      '--data-dir',
-      host.dataDir,
-      '--state-dir',
-      host.stateDir,
-    ];
+    args = host.cliArgs(config);
   });
   afterAll(async () => {
     await host?.dispose();

@@ -10,12 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/backup/backup.js';
 import { startDss } from '../../src/dss/control.js';
 import { silentLogger } from '../../src/log.js';
-import {
-  cleanGcpHostState,
-  createGcpDssHost,
-  type GcpDssHost,
-  withImageMounted,
-} from '../support/gcp-cloud.js';
+import { withImageMounted } from '../support/cloud-harness.js';
+import { cleanGcpHostState, createGcpDssHost, type GcpDssHost } from '../support/gcp-cloud.js';
 import { compareTrees, formatDifferences } from '../support/tree-compare.js';
 
 const log = silentLogger();

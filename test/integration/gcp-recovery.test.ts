@@ -4,23 +4,16 @@
  * (found by label) and `dssnap recover` (the journal); a permission missing for good fails the run
  * naming it, and recovery finishes the undo once it is granted; doctor names the missing permission.
  */
-import { readdir } from 'node:fs/promises';
-import { basename } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGcpProvider } from '../../providers/gcp/index.js';
 import { runBackup } from '../../src/backup/backup.js';
-import { recoverRun } from '../../src/backup/recover.js';
 import { startDss } from '../../src/dss/control.js';
 import { silentLogger } from '../../src/log.js';
-import { leftoverJournals } from '../../src/procedure/journal.js';
-import { type CliResult, dssnap, spawnDssnap } from '../support/cli.js';
+import { dssnap } from '../support/cli.js';
+import { expectExit, expectRecoveredClean, killBackupMidCopy } from '../support/cloud-harness.js';
 import { cleanGcpHostState, createGcpDssHost, type GcpDssHost } from '../support/gcp-cloud.js';
 
 const log = silentLogger();
-
-function expectExit(result: CliResult, code: number): void {
-  expect(result.exitCode, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(code);
-}
 
 describe('gcp provider: recovery', () => {
   let host: GcpDssHost;
@@ -37,14 +30,10 @@ describe('gcp provider: recovery', () => {
   });
 
   it('after a SIGKILL mid-copy, cleanup --provider gcp removes the disk and snapshot, recover the rest', async () => {
-    const child = spawnDssnap([
-      'backup',
-      ...['--config', config, '--provider', 'gcp', '--data-dir', host.dataDir, '--state-dir', host.stateDir],
-      ...['--to', host.destination, '--mount-root', host.mountRoot],
-    ]);
-    await waitForPartial(host.destination);
-    child.kill('SIGKILL');
-    await child;
+    await killBackupMidCopy(
+      [...host.cliArgs(config), '--to', host.destination, '--mount-root', host.mountRoot],
+      host.destination,
+    );
     const killed = await host.state();
     expect(killed.cloud.disks).toHaveLength(1);
     expect(killed.cloud.snapshots).toHaveLength(1);
@@ -97,10 +86,7 @@ describe('gcp provider: recovery', () => {
     } finally {
       host.cloud.compute.denied.clear();
     }
-    // The run was in this (live) process, so recover it by id, as the next run would.
-    for (const journal of leftoverJournals(host.stateDir))
-      await recoverRun(host.stateDir, basename(journal, '.jsonl'), log);
-    expect(await host.state()).toEqual(cleanGcpHostState);
+    await expectRecoveredClean(host, cleanGcpHostState, log);
   }, 240_000);
 
   it('doctor names each missing permission and what it is needed for', async () => {
@@ -134,12 +120,3 @@ describe('gcp provider: recovery', () => {
     }
   }, 240_000);
 });
-
-async function waitForPartial(destination: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await readdir(destination)).some((name) => name.startsWith('.partial-'))) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`No partial copy appeared in ${destination} within ${timeoutMs} ms`);
-}

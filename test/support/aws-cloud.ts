@@ -6,9 +6,6 @@
  * `nvme-Amazon_Elastic_Block_Store_vol…` link the provider waits for. Only EC2's control plane is
  * emulated: the SDK, HTTP, devices, mounts, fsfreeze and the copy are real.
  */
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AttachVolumeCommand,
@@ -21,21 +18,13 @@ import {
 } from '@aws-sdk/client-ec2';
 import { nvmeLinkName } from '../../providers/aws/devices.js';
 import { fromAwsTags } from '../../providers/aws/index.js';
-import { type BackupOptions, backupOptionsSchema, resolveOptions } from '../../src/config.js';
-import { dssStatus, stopDss } from '../../src/dss/control.js';
-import { type DataDirInfo, inspectDataDir } from '../../src/dss/layout.js';
-import { run } from '../../src/host/exec.js';
-import { mountsBelow } from '../../src/host/mounts.js';
-import { leftoverJournals } from '../../src/procedure/journal.js';
 import { TagKey } from '../../src/provider/types.js';
 import { type FaultProxy, type FaultRule, formField, startFaultProxy } from '../fakes/fault-proxy.js';
-import { createHostSimulator, type HostSimulator } from '../fakes/host-simulator.js';
+import type { HostSimulator } from '../fakes/host-simulator.js';
 import { type FakeImds, startFakeImds } from '../fakes/imds-aws.js';
-import { type GenerateDataDirOptions, generateDataDir } from '../fixtures/generate-data-dir.js';
-import { nobody } from './dss-host.js';
-import { createLoopVolume, type LoopVolume } from './loop-volume.js';
+import type { GenerateDataDirOptions } from '../fixtures/generate-data-dir.js';
+import * as harness from './cloud-harness.js';
 import { type Moto, startMoto } from './moto.js';
-import { requireRoot } from './require-root.js';
 
 export const testRegion = 'us-east-1';
 export const testZone = 'us-east-1a';
@@ -54,7 +43,7 @@ export interface DataVolume {
   mountPoint: string;
 }
 
-export interface AwsTestCloud {
+export interface AwsTestCloud extends harness.HarnessCloud<AwsLeftovers> {
   moto: Moto;
   proxy: FaultProxy;
   imds: FakeImds;
@@ -62,13 +51,9 @@ export interface AwsTestCloud {
   instanceId: string;
   /** A client straight to moto (not through the proxy: never faulted, never counted). */
   ec2: EC2Client;
-  /** A temp dir for the test: state dir, mount root, destination live here. */
-  work: string;
-  /** The aws provider settings that point it at this cloud. */
-  providerSettings(extra?: Record<string, unknown>): Record<string, unknown>;
   /** Create an EBS volume, attach it here, make a filesystem on it and mount it at `mountPoint`. */
   createDataVolume(options: {
-    fsType: 'xfs' | 'ext4';
+    fsType: harness.FsType;
     mountPoint: string;
     device: string;
     sizeGiB?: number;
@@ -81,30 +66,25 @@ export interface AwsTestCloud {
     fault: AwsFault,
     rule?: Omit<FaultRule, 'action' | 'match'>,
   ): void;
-  /** What dssnap left in moto and on the host: temporary volumes, unretained snapshots, extra devices. */
-  leftovers(): Promise<{ volumes: string[]; snapshots: string[]; devices: string[] }>;
   /** dssnap snapshots in moto that are retained. */
   retainedSnapshots(): Promise<Array<{ id: string; tags: Record<string, string> }>>;
-  dispose(): Promise<void>;
+}
+
+/** What dssnap left in moto and on the host: temporary volumes, unretained snapshots, extra devices. */
+export interface AwsLeftovers {
+  volumes: string[];
+  snapshots: string[];
+  devices: string[];
 }
 
 export type AwsFault = 'throttle' | 'rate' | 'server' | 'denied' | 'timeout' | 'reset' | 'incorrect-state';
 
 export async function createAwsTestCloud(): Promise<AwsTestCloud> {
-  requireRoot();
   Object.assign(process.env, awsTestEnv);
-  const work = await mkdtemp(join(tmpdir(), 'dssnap-aws-'));
-  await chmod(work, 0o755);
-  const disposers: Array<() => Promise<unknown>> = [() => rm(work, { recursive: true, force: true })];
-  const dispose = async (): Promise<void> => {
-    for (const step of disposers.reverse()) await step().catch(() => undefined);
-  };
-  try {
-    // Images live on XFS (reflink): a snapshot of a volume is an instant copy, as in EBS.
-    const pool: LoopVolume = await createLoopVolume({ fsType: 'xfs', sizeMb: 6144 });
-    disposers.push(() => pool.dispose());
+  return harness.createCloud({ name: 'aws', poolMb: 6144, deviceDir: 'dev/disk/by-id' }, async (base) => {
+    const { simulator } = base;
     const moto = await startMoto();
-    disposers.push(() => moto.stop());
+    base.defer(() => moto.stop());
     const ec2 = new EC2Client({
       region: testRegion,
       endpoint: moto.endpoint,
@@ -126,19 +106,9 @@ export async function createAwsTestCloud(): Promise<AwsTestCloud> {
       )
     ).Instances![0]!.InstanceId!;
     const imds = await startFakeImds({ instanceId, availabilityZone: testZone, region: testRegion });
-    disposers.push(() => imds.close());
+    base.defer(() => imds.close());
     const proxy = await startFaultProxy({ target: moto.endpoint, classify: formField('Action') });
-    disposers.push(() => proxy.close());
-    const simulator = await createHostSimulator({
-      imageDir: join(pool.mountPoint, 'images'),
-      deviceDir: join(work, 'dev', 'disk', 'by-id'),
-    });
-    disposers.push(() => simulator.dispose());
-    const mounted: string[] = [];
-    disposers.push(async () => {
-      for (const mountPoint of mounted.reverse())
-        await run('umount', ['-l', mountPoint]).catch(() => undefined);
-    });
+    base.defer(() => proxy.close());
     const dataVolumes = new Set<string>();
 
     proxy.onExchange(async ({ request, status, body }) => {
@@ -170,7 +140,7 @@ export async function createAwsTestCloud(): Promise<AwsTestCloud> {
           if (params.get('InstanceId') !== instanceId || !simulator.hasDisk(volumeId)) return;
           // The device shows up a moment after EC2 answers, as on a real instance.
           simulator.attach(volumeId, [nvmeLinkName(volumeId)], { delayMs: 150 }).catch((error: unknown) => {
-            (proxy.hookErrors as unknown[]).push(error);
+            base.hookErrors.push(error);
           });
           return;
         }
@@ -206,7 +176,7 @@ export async function createAwsTestCloud(): Promise<AwsTestCloud> {
       simulator,
       instanceId,
       ec2,
-      work,
+      work: base.work,
       providerSettings: (extra = {}) => ({
         endpoint: proxy.url,
         imdsEndpoint: imds.url,
@@ -220,13 +190,7 @@ export async function createAwsTestCloud(): Promise<AwsTestCloud> {
       async createDataVolume({ fsType, mountPoint, device, sizeGiB = 1 }) {
         const volumeId = await createAndAttach(device, sizeGiB);
         const loop = simulator.deviceOf(volumeId)!;
-        await run(`mkfs.${fsType}`, fsType === 'xfs' ? ['-q', '-f', loop] : ['-q', '-F', loop], {
-          timeoutMs: 60_000,
-        });
-        await mkdir(mountPoint, { recursive: true });
-        await run('mount', [loop, mountPoint]);
-        mounted.push(mountPoint);
-        await chmod(mountPoint, 0o755);
+        await base.formatAndMount(loop, fsType, mountPoint);
         return { volumeId, device: loop, mountPoint };
       },
       attachBlankVolume: (device) => createAndAttach(device, 1),
@@ -263,6 +227,7 @@ export async function createAwsTestCloud(): Promise<AwsTestCloud> {
           devices: simulator.attached().filter((id) => !dataVolumes.has(id)),
         };
       },
+      backgroundErrors: () => [...proxy.hookErrors, ...base.hookErrors],
       async retainedSnapshots() {
         const snapshots =
           (
@@ -275,13 +240,10 @@ export async function createAwsTestCloud(): Promise<AwsTestCloud> {
           ).Snapshots ?? [];
         return snapshots.map((s) => ({ id: s.SnapshotId!, tags: fromAwsTags(s.Tags) }));
       },
-      dispose,
+      dispose: base.dispose,
     };
     return cloud;
-  } catch (error) {
-    await dispose();
-    throw error;
-  }
+  });
 }
 
 /** (snapshot, volume) pairs in a CreateSnapshot answer or in each top-level item of a CreateSnapshots one. */
@@ -352,62 +314,17 @@ export function faultAction(fault: AwsFault): FaultRule['action'] {
   }
 }
 
-/** False when writing into `dir` blocks (a frozen filesystem): probed in a child with a timeout. */
-async function isWritable(dir: string): Promise<boolean> {
-  const probe = join(dir, '.dssnap-write-probe');
-  try {
-    await run('timeout', ['5', 'touch', probe]);
-    await rm(probe, { force: true });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function ec2Error(code: string, message: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors><RequestID>00000000-fault-proxy</RequestID></Response>`;
 }
 
-export interface HostState {
-  cloud: { volumes: string[]; snapshots: string[]; devices: string[] };
-  /** Mounts below the mount root. */
-  mounts: string[];
-  /** Journals of runs not finished or not recovered. */
-  journals: number;
-  /** Partial copies in the destination. */
-  partials: string[];
-  dss: 'running' | 'stopped';
-  /** False when DATA_DIR's filesystem is left frozen. */
-  writable: boolean;
-  hookErrors: unknown[];
-}
+export type HostState = harness.HostState<AwsLeftovers>;
 
 /** Nothing left anywhere, DSS running, DATA_DIR writable. */
-export const cleanHostState: HostState = {
-  cloud: { volumes: [], snapshots: [], devices: [] },
-  mounts: [],
-  journals: 0,
-  partials: [],
-  dss: 'running',
-  writable: true,
-  hookErrors: [],
-};
+export const cleanHostState: HostState = harness.cleanState({ volumes: [], snapshots: [], devices: [] });
 
-export interface AwsDssHost {
-  cloud: AwsTestCloud;
+export interface AwsDssHost extends harness.CloudDssHost<AwsTestCloud> {
   volume: DataVolume;
-  dataDir: string;
-  info: DataDirInfo;
-  destination: string;
-  stateDir: string;
-  mountRoot: string;
-  /** Backup options for this host with the aws provider, `overrides` applied as flags. */
-  options(overrides?: Record<string, unknown>, settings?: Record<string, unknown>): BackupOptions;
-  /** A config file (JSON) with these provider options, for the CLI. */
-  configFile(settings?: Record<string, unknown>): Promise<string>;
-  /** What a run may have left: compare with `cleanHostState`. */
-  state(): Promise<HostState>;
-  dispose(): Promise<void>;
 }
 
 /**
@@ -415,67 +332,21 @@ export interface AwsDssHost {
  * `<work>/data/dss` (so it is a directory inside the volume), owned by nobody.
  */
 export async function createAwsDssHost(
-  options: { fsType?: 'xfs' | 'ext4'; sizeGiB?: number; generate?: Omit<GenerateDataDirOptions, 'dir'> } = {},
+  options: { fsType?: harness.FsType; sizeGiB?: number; generate?: Omit<GenerateDataDirOptions, 'dir'> } = {},
 ): Promise<AwsDssHost> {
-  const cloud = await createAwsTestCloud();
-  try {
+  return harness.disposeOnFailure(await createAwsTestCloud(), async (cloud) => {
     const volume = await cloud.createDataVolume({
       fsType: options.fsType ?? 'xfs',
       mountPoint: join(cloud.work, 'data'),
       device: '/dev/sdf',
       sizeGiB: options.sizeGiB ?? 1,
     });
-    const dataDir = join(volume.mountPoint, 'dss');
-    const mountRoot = join(cloud.work, 'mnt');
-    await generateDataDir({ dir: dataDir, preset: 'tiny', seed: 4, owner: nobody, ...options.generate });
-    const info = await inspectDataDir(dataDir);
-    const destination = join(cloud.work, 'backups');
-    const stateDir = join(cloud.work, 'state');
-    await mkdir(destination);
-    return {
-      cloud,
-      volume,
-      dataDir: info.path,
-      info,
-      destination,
-      stateDir,
-      mountRoot,
-      options: (overrides = {}, settings = {}) =>
-        resolveOptions(backupOptionsSchema, {
-          flags: {
-            dataDir: info.path,
-            to: destination,
-            stateDir,
-            mountRoot,
-            provider: 'aws',
-            providerOptions: cloud.providerSettings(settings),
-            ...overrides,
-          },
-        }),
-      async configFile(settings = {}) {
-        const path = join(cloud.work, `dssnap-${Math.random().toString(36).slice(2)}.json`);
-        await writeFile(
-          path,
-          JSON.stringify({ 'provider-options': cloud.providerSettings(settings) }, null, 2),
-        );
-        return path;
-      },
-      state: async () => ({
-        cloud: await cloud.leftovers(),
-        mounts: existsSync(mountRoot) ? await mountsBelow(mountRoot) : [],
-        journals: leftoverJournals(stateDir).length,
-        partials: (await readdir(destination)).filter((name) => name.startsWith('.partial-')),
-        dss: await dssStatus(info),
-        writable: await isWritable(dataDir),
-        hookErrors: [...cloud.proxy.hookErrors],
-      }),
-      dispose: async () => {
-        await stopDss(info).catch(() => undefined);
-        await cloud.dispose();
-      },
-    };
-  } catch (error) {
-    await cloud.dispose();
-    throw error;
-  }
+    const host = await harness.createCloudDssHost(cloud, {
+      provider: 'aws',
+      dataMount: volume.mountPoint,
+      seed: 4,
+      ...(options.generate ? { generate: options.generate } : {}),
+    });
+    return { ...host, volume };
+  });
 }

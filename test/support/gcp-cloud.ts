@@ -7,25 +7,15 @@
  * device with the `google-<device name>` link the provider waits for. Only Google's control plane is
  * faked: the SDK, HTTP, credentials, devices, mounts, fsfreeze and the copy are real.
  */
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BackupOptions, backupOptionsSchema, resolveOptions } from '../../src/config.js';
-import { dssStatus, stopDss } from '../../src/dss/control.js';
-import { type DataDirInfo, inspectDataDir } from '../../src/dss/layout.js';
 import { run } from '../../src/host/exec.js';
-import { ensureUnmounted, mountsBelow } from '../../src/host/mounts.js';
-import { leftoverJournals } from '../../src/procedure/journal.js';
 import { type FaultProxy, type FaultRule, startFaultProxy } from '../fakes/fault-proxy.js';
 import { type GcpComputeFake, googleErrorBody, startGcpComputeFake } from '../fakes/gcp-compute.js';
 import { type GcpMetadataFake, startGcpMetadataFake } from '../fakes/gcp-metadata.js';
 import { matchRoute } from '../fakes/gcp-proto.js';
-import { createHostSimulator, type HostSimulator } from '../fakes/host-simulator.js';
-import { type GenerateDataDirOptions, generateDataDir } from '../fixtures/generate-data-dir.js';
-import { nobody } from './dss-host.js';
-import { createLoopVolume, type LoopVolume } from './loop-volume.js';
-import { requireRoot } from './require-root.js';
+import type { HostSimulator } from '../fakes/host-simulator.js';
+import type { GenerateDataDirOptions } from '../fixtures/generate-data-dir.js';
+import * as harness from './cloud-harness.js';
 
 export const gcpProject = 'dss-prod-4711';
 export const gcpZone = 'europe-west1-b';
@@ -33,20 +23,24 @@ export const gcpInstance = 'dss-design-1';
 
 export type GcpFault = 'throttle' | 'rate-403' | 'unavailable' | 'reset';
 
-export interface GcpTestCloud {
+/** What dssnap left: temporary disks, unretained snapshots, devices of temporary disks. */
+export interface GcpLeftovers {
+  disks: string[];
+  snapshots: string[];
+  devices: string[];
+}
+
+export interface GcpTestCloud extends harness.HarnessCloud<GcpLeftovers> {
   compute: GcpComputeFake;
   metadata: GcpMetadataFake;
   proxy: FaultProxy;
   simulator: HostSimulator;
-  work: string;
   /** Environment for the provider's process (ADC through the fake metadata server). */
   env: Readonly<Record<string, string>>;
-  /** The gcp provider settings that point it at this cloud. */
-  providerSettings(extra?: Record<string, unknown>): Record<string, unknown>;
   /** A persistent disk attached here as `google-<name>`, with a filesystem, mounted at `mountPoint`. */
   createDataDisk(options: {
     name: string;
-    fsType: 'xfs' | 'ext4';
+    fsType: harness.FsType;
     mountPoint: string;
     sizeGb?: number;
   }): Promise<string>;
@@ -56,35 +50,18 @@ export interface GcpTestCloud {
     fault: GcpFault,
     rule?: Omit<FaultRule, 'action' | 'match'>,
   ): void;
-  /** What dssnap left: temporary disks, unretained snapshots, devices of temporary disks. */
-  leftovers(): Promise<{ disks: string[]; snapshots: string[]; devices: string[] }>;
-  dispose(): Promise<void>;
 }
 
 /** Start the fakes, the proxy and the host simulator; ADC is pointed at the metadata fake. */
 export async function createGcpTestCloud(): Promise<GcpTestCloud> {
-  requireRoot();
-  const work = await mkdtemp(join(tmpdir(), 'dssnap-gcp-'));
-  await chmod(work, 0o755);
-  const disposers: Array<() => Promise<unknown>> = [() => rm(work, { recursive: true, force: true })];
-  const dispose = async (): Promise<void> => {
-    for (const step of disposers.reverse()) await step().catch(() => undefined);
-  };
-  try {
-    // Images live on XFS (reflink): a snapshot of a disk is an instant copy.
-    const pool: LoopVolume = await createLoopVolume({ fsType: 'xfs', sizeMb: 4096 });
-    disposers.push(() => pool.dispose());
-    const simulator = await createHostSimulator({
-      imageDir: join(pool.mountPoint, 'images'),
-      deviceDir: join(work, 'dev', 'disk', 'by-id'),
-    });
-    disposers.push(() => simulator.dispose());
+  return harness.createCloud({ name: 'gcp', poolMb: 4096, deviceDir: 'dev/disk/by-id' }, async (base) => {
+    const { simulator } = base;
     const metadata = await startGcpMetadataFake({
       project: gcpProject,
       zone: gcpZone,
       instance: gcpInstance,
     });
-    disposers.push(() => metadata.close());
+    base.defer(() => metadata.close());
     const compute = await startGcpComputeFake({
       project: gcpProject,
       zone: gcpZone,
@@ -96,14 +73,14 @@ export async function createGcpTestCloud(): Promise<GcpTestCloud> {
         attach: async (disk, deviceName, readOnly) => {
           simulator
             .attach(disk, [`google-${deviceName}`], { delayMs: 100, readOnly })
-            .catch((error: unknown) => (proxy.hookErrors as unknown[]).push(error));
+            .catch((error: unknown) => base.hookErrors.push(error));
         },
         detach: (disk) => simulator.detach(disk),
         deleteDisk: (disk) => simulator.deleteDisk(disk),
         deleteSnapshot: (snapshot) => simulator.deleteSnapshot(snapshot),
       },
     });
-    disposers.push(() => compute.close());
+    base.defer(() => compute.close());
     compute.addInstance(gcpInstance);
     const proxy = await startFaultProxy({
       target: compute.url,
@@ -111,18 +88,13 @@ export async function createGcpTestCloud(): Promise<GcpTestCloud> {
         matchRoute(request.method, request.path.split('?')[0]!)?.route.id ??
         `${request.method} ${request.path.split('?')[0]}`,
     });
-    disposers.push(() => proxy.close());
-    const mounted: string[] = [];
-    disposers.push(async () => {
-      for (const mountPoint of mounted.reverse())
-        await run('umount', ['-l', mountPoint]).catch(() => undefined);
-    });
+    base.defer(() => proxy.close());
     const dataDisks = new Set<string>();
     const env = {
       GCE_METADATA_HOST: metadata.host,
       // No user or key-file credentials may shadow the VM's service account in tests.
       GOOGLE_APPLICATION_CREDENTIALS: '',
-      HOME: work,
+      HOME: base.work,
     };
 
     const cloud: GcpTestCloud = {
@@ -130,7 +102,7 @@ export async function createGcpTestCloud(): Promise<GcpTestCloud> {
       metadata,
       proxy,
       simulator,
-      work,
+      work: base.work,
       env,
       providerSettings: (extra = {}) => ({
         apiEndpoint: proxy.url,
@@ -148,13 +120,7 @@ export async function createGcpTestCloud(): Promise<GcpTestCloud> {
         compute.addDisk(name, { sizeGb, attachTo: { instance: gcpInstance, deviceName: name } });
         dataDisks.add(name);
         const loop = simulator.deviceOf(name)!;
-        await run(`mkfs.${fsType}`, fsType === 'xfs' ? ['-q', '-f', loop] : ['-q', '-F', loop], {
-          timeoutMs: 60_000,
-        });
-        await mkdir(mountPoint, { recursive: true });
-        await run('mount', [loop, mountPoint]);
-        mounted.push(mountPoint);
-        await chmod(mountPoint, 0o755);
+        await base.formatAndMount(loop, fsType, mountPoint);
         return loop;
       },
       fail(method, fault, rule = {}) {
@@ -179,13 +145,11 @@ export async function createGcpTestCloud(): Promise<GcpTestCloud> {
           devices: simulator.attached().filter((id) => !dataDisks.has(id)),
         };
       },
-      dispose,
+      backgroundErrors: () => [...proxy.hookErrors, ...base.hookErrors],
+      dispose: base.dispose,
     };
     return cloud;
-  } catch (error) {
-    await dispose();
-    throw error;
-  }
+  });
 }
 
 /** Google's answer (or a network failure) for each kind of fault. */
@@ -223,51 +187,18 @@ export function faultAction(fault: GcpFault): FaultRule['action'] {
   }
 }
 
-export interface GcpHostState {
-  cloud: { disks: string[]; snapshots: string[]; devices: string[] };
-  /** Mounts below the mount root. */
-  mounts: string[];
-  /** Journals of runs not finished or not recovered. */
-  journals: number;
-  /** Partial copies in the destination. */
-  partials: string[];
-  dss: 'running' | 'stopped';
-  /** False when a filesystem of DATA_DIR is left frozen. */
-  writable: boolean;
-  hookErrors: unknown[];
+export type GcpHostState = harness.HostState<GcpLeftovers> & {
   /** Responses of the Compute fake outside Google's API description, and effects it failed to carry out. */
   drift: string[];
-}
-
-/** Nothing left anywhere, DSS running, DATA_DIR writable, the fake true to the API. */
-export const cleanGcpHostState: GcpHostState = {
-  cloud: { disks: [], snapshots: [], devices: [] },
-  mounts: [],
-  journals: 0,
-  partials: [],
-  dss: 'running',
-  writable: true,
-  hookErrors: [],
-  drift: [],
 };
 
-export interface GcpDssHost {
-  cloud: GcpTestCloud;
-  dataDir: string;
-  info: DataDirInfo;
-  /** Every filesystem of DATA_DIR (the data disk's mount, then any disk mounted below DATA_DIR). */
-  mountPoints: string[];
-  destination: string;
-  stateDir: string;
-  mountRoot: string;
-  /** Backup options for this host with the gcp provider, `overrides` applied as flags. */
-  options(overrides?: Record<string, unknown>, settings?: Record<string, unknown>): BackupOptions;
-  /** A config file (JSON) with these provider options, for the CLI. */
-  configFile(settings?: Record<string, unknown>): Promise<string>;
-  /** What a run may have left: compare with `cleanGcpHostState`. */
-  state(): Promise<GcpHostState>;
-  dispose(): Promise<void>;
-}
+/** Nothing left anywhere, DSS running, DATA_DIR writable, the fake true to the API. */
+export const cleanGcpHostState: GcpHostState = harness.cleanState(
+  { disks: [], snapshots: [], devices: [] },
+  { drift: [] as string[] },
+);
+
+export type GcpDssHost = harness.CloudDssHost<GcpTestCloud, { drift: string[] }>;
 
 /**
  * A DSS host on Compute Engine: the disk `dss-data` (XFS by default) mounted at `<work>/data`, DATA_DIR
@@ -276,109 +207,37 @@ export interface GcpDssHost {
  */
 export async function createGcpDssHost(
   options: {
-    fsType?: 'xfs' | 'ext4';
-    datasetsDisk?: 'xfs' | 'ext4';
+    fsType?: harness.FsType;
+    datasetsDisk?: harness.FsType;
     generate?: Omit<GenerateDataDirOptions, 'dir'>;
   } = {},
 ): Promise<GcpDssHost> {
-  const cloud = await createGcpTestCloud();
-  Object.assign(process.env, cloud.env);
-  try {
+  return harness.disposeOnFailure(await createGcpTestCloud(), async (cloud) => {
+    Object.assign(process.env, cloud.env);
     const dataMount = join(cloud.work, 'data');
     await cloud.createDataDisk({ name: 'dss-data', fsType: options.fsType ?? 'xfs', mountPoint: dataMount });
-    const dataDir = join(dataMount, 'dss');
-    await generateDataDir({ dir: dataDir, preset: 'tiny', seed: 5, owner: nobody, ...options.generate });
-    const mountPoints = [dataMount];
-    if (options.datasetsDisk) {
-      // Move managed_datasets onto a disk of its own, mounted in place.
-      const datasets = join(dataDir, 'managed_datasets');
-      const staging = join(cloud.work, 'datasets-staging');
-      await cloud.createDataDisk({ name: 'dss-datasets', fsType: options.datasetsDisk, mountPoint: staging });
-      await run('cp', ['-a', `${datasets}/.`, staging]);
-      await run('sh', ['-c', `find "$1" -mindepth 1 -delete`, 'sh', datasets]);
-      await run('umount', [staging]);
-      await run('mount', [cloud.simulator.deviceOf('dss-datasets')!, datasets]);
-      mountPoints.push(datasets);
-    }
-    const info = await inspectDataDir(dataDir);
-    const destination = join(cloud.work, 'backups');
-    const stateDir = join(cloud.work, 'state');
-    const mountRoot = join(cloud.work, 'mnt');
-    await mkdir(destination);
-    return {
-      cloud,
-      dataDir: info.path,
-      info,
-      mountPoints,
-      destination,
-      stateDir,
-      mountRoot,
-      options: (overrides = {}, settings = {}) =>
-        resolveOptions(backupOptionsSchema, {
-          flags: {
-            dataDir: info.path,
-            to: destination,
-            stateDir,
-            mountRoot,
-            provider: 'gcp',
-            providerOptions: cloud.providerSettings(settings),
-            ...overrides,
-          },
-        }),
-      async configFile(settings = {}) {
-        const path = join(cloud.work, `dssnap-${Math.random().toString(36).slice(2)}.json`);
-        await writeFile(
-          path,
-          JSON.stringify({ 'provider-options': cloud.providerSettings(settings) }, null, 2),
-        );
-        return path;
+    const datasetsDisk = options.datasetsDisk;
+    return harness.createCloudDssHost(cloud, {
+      provider: 'gcp',
+      dataMount,
+      seed: 5,
+      ...(options.generate ? { generate: options.generate } : {}),
+      moreMounts: async (dataDir) => {
+        if (!datasetsDisk) return [];
+        // Move managed_datasets onto a disk of its own, mounted in place.
+        const datasets = join(dataDir, 'managed_datasets');
+        const staging = join(cloud.work, 'datasets-staging');
+        await cloud.createDataDisk({ name: 'dss-datasets', fsType: datasetsDisk, mountPoint: staging });
+        await run('cp', ['-a', `${datasets}/.`, staging]);
+        await run('sh', ['-c', `find "$1" -mindepth 1 -delete`, 'sh', datasets]);
+        await run('umount', [staging]);
+        await run('mount', [cloud.simulator.deviceOf('dss-datasets')!, datasets]);
+        return [datasets];
       },
-      state: async () => ({
-        cloud: await cloud.leftovers(),
-        mounts: existsSync(mountRoot) ? await mountsBelow(mountRoot) : [],
-        journals: leftoverJournals(stateDir).length,
-        partials: (await readdir(destination)).filter((name) => name.startsWith('.partial-')),
-        dss: await dssStatus(info),
-        writable: (await Promise.all(mountPoints.map(writable))).every(Boolean),
-        hookErrors: [...cloud.proxy.hookErrors],
-        drift: [...cloud.compute.drift, ...cloud.compute.effectErrors],
-      }),
-      dispose: async () => {
-        await stopDss(info).catch(() => undefined);
-        if (options.datasetsDisk)
-          await run('umount', ['-l', join(dataDir, 'managed_datasets')]).catch(() => undefined);
-        await cloud.dispose();
+      extraState: () => ({ drift: [...cloud.compute.drift, ...cloud.compute.effectErrors] }),
+      beforeDispose: async () => {
+        if (datasetsDisk) await run('umount', ['-l', join(cloud.work, 'data', 'dss', 'managed_datasets')]);
       },
-    };
-  } catch (error) {
-    await cloud.dispose();
-    throw error;
-  }
-}
-
-/** False when writing into `dir` blocks (a frozen filesystem): probed in a child with a timeout. */
-async function writable(dir: string): Promise<boolean> {
-  const probe = join(dir, '.dssnap-write-probe');
-  try {
-    await run('timeout', ['5', 'touch', probe]);
-    await rm(probe, { force: true });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Mount a snapshot image read-only without log recovery (what the snapshot holds), for comparisons. */
-export async function withImageMounted<T>(image: string, use: (root: string) => Promise<T>): Promise<T> {
-  const mountPoint = await mkdtemp(join(tmpdir(), 'dssnap-gcp-snap-'));
-  const loop = (await run('losetup', ['-f', '--show', '-r', image])).stdout.trim();
-  try {
-    const fsType = (await run('blkid', ['-o', 'value', '-s', 'TYPE', loop])).stdout.trim();
-    await run('mount', ['-o', fsType === 'xfs' ? 'ro,nouuid,norecovery' : 'ro,noload', loop, mountPoint]);
-    return await use(mountPoint);
-  } finally {
-    await ensureUnmounted(mountPoint);
-    await run('losetup', ['-d', loop]).catch(() => undefined);
-    await rm(mountPoint, { recursive: true, force: true });
-  }
+    });
+  });
 }
