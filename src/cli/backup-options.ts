@@ -3,9 +3,15 @@
  * live in the config schema, so a flag the user did not give never hides a config-file value.
  */
 import type { Argv } from 'yargs';
+import {
+  withDssTimeoutOptions,
+  withGovernDbOptions,
+  withJobsCheckOptions,
+  withRetentionOptions,
+} from './shared-options.js';
 
 export function withBackupOptions<T>(yargs: Argv<T>) {
-  return yargs
+  const own = yargs
     .option('data-dir', { type: 'string', describe: 'The DSS data directory (DATA_DIR)' })
     .option('to', { type: 'string', describe: 'Destination directory, or host:/path over ssh' })
     .option('mode', {
@@ -53,25 +59,11 @@ export function withBackupOptions<T>(yargs: Argv<T>) {
       array: true,
       describe: "Extra rsync-style pattern anchored at DATA_DIR ('/local/scratch/')",
     })
-    .option('dss-url', {
-      type: 'string',
-      describe: 'DSS base URL for the running-jobs check (http://localhost:11200)',
-    })
-    .option('dss-api-key-file', {
-      type: 'string',
-      describe: 'File holding the DSS API key (or set DSSNAP_DSS_API_KEY); never a flag value',
-    })
-    .option('wait-for-jobs', {
-      type: 'string',
-      describe: 'Wait up to this long for running jobs to finish (e.g. 10m)',
-    })
     .option('force', { type: 'boolean', describe: 'Skip the running-jobs check and the free-space estimate' })
     .option('max-pause', {
       type: 'string',
       describe: 'Watchdog: thaw and fail if the snapshot call takes longer (default 5s)',
     })
-    .option('stop-timeout', { type: 'string', describe: 'How long bin/dss stop may take (default 3m)' })
-    .option('start-timeout', { type: 'string', describe: 'How long bin/dss start may take (default 5m)' })
     .option('snapshot-timeout', {
       type: 'string',
       describe: 'How long to wait for snapshots to become usable (default 6h)',
@@ -113,30 +105,13 @@ export function withBackupOptions<T>(yargs: Argv<T>) {
       type: 'string',
       describe: "ssh command for a remote --to (default 'ssh -o BatchMode=yes')",
     })
-    .option('govern-db', {
-      type: 'string',
-      describe:
-        'Govern node: its PostgreSQL database postgresql://USER@HOST:PORT/DB (default: config/dip.properties)',
-    })
-    .option('govern-db-password-file', {
-      type: 'string',
-      describe:
-        'File holding the Govern database password (or DSSNAP_GOVERN_DB_PASSWORD); never a flag value',
-    })
     .option('prune', {
       type: 'boolean',
       describe: 'After a successful run, apply the keep-* policy (dssnap prune)',
-    })
-    .option('keep-last', { type: 'number', describe: 'Retention: keep the n newest backups' })
-    .option('keep-hourly', { type: 'number', describe: 'Retention: n hourly backups' })
-    .option('keep-daily', { type: 'number', describe: 'Retention: n daily backups' })
-    .option('keep-weekly', { type: 'number', describe: 'Retention: n weekly backups' })
-    .option('keep-monthly', { type: 'number', describe: 'Retention: n monthly backups' })
-    .option('keep-yearly', { type: 'number', describe: 'Retention: n yearly backups' })
-    .option('time-zone', {
-      type: 'string',
-      describe: "Retention: IANA zone of days and weeks (default: this host's)",
     });
+  return withRetentionOptions(
+    withGovernDbOptions(withDssTimeoutOptions(withJobsCheckOptions(own)), 'config/dip.properties'),
+  );
 }
 
 /** The backup option names as flags give them (camelCase), with comma lists split. */

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { GlobalArgs } from '../output.js';
+import { withRetentionOptions } from '../shared-options.js';
 
 export interface PruneArgs extends GlobalArgs {
   to?: string;
@@ -23,7 +24,7 @@ export const pruneCommand: CommandModule<GlobalArgs, PruneArgs> = {
   describe:
     'Apply a retention policy (restic semantics) to generations, archives and retained snapshots; never the newest',
   builder: (yargs) =>
-    yargs
+    withRetentionOptions(yargs)
       .option('to', { type: 'string', describe: 'The backup destination' })
       .option('state-dir', {
         type: 'string',
@@ -36,19 +37,6 @@ export const pruneCommand: CommandModule<GlobalArgs, PruneArgs> = {
         describe: "Also this provider's retained snapshots no backup names",
       })
       .option('snapshot-dir', { type: 'string', describe: 'btrfs: the snapshot directory' })
-      .option('keep-last', { type: 'number', describe: 'Keep the n newest backups' })
-      .option('keep-hourly', {
-        type: 'number',
-        describe: 'Keep the newest backup of each of the n last hours',
-      })
-      .option('keep-daily', { type: 'number', describe: 'Keep the newest backup of each of the n last days' })
-      .option('keep-weekly', { type: 'number', describe: '… of the n last ISO weeks' })
-      .option('keep-monthly', { type: 'number', describe: '… of the n last months' })
-      .option('keep-yearly', { type: 'number', describe: '… of the n last years (-1 for every period)' })
-      .option('time-zone', {
-        type: 'string',
-        describe: "IANA zone in which days and weeks are counted (default: this host's, e.g. Europe/Paris)",
-      })
       .option('dry-run', { type: 'boolean', describe: 'Print what would be kept (and why) and removed' })
       .option('ssh-command', { type: 'string', describe: 'ssh command for a remote destination' })
       .example(

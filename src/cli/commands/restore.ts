@@ -1,12 +1,13 @@
 import type { CommandModule } from 'yargs';
 import type { GlobalArgs } from '../output.js';
+import { withDssTimeoutOptions, withGovernDbOptions, withJobsCheckOptions } from '../shared-options.js';
 
 export const restoreCommand: CommandModule<GlobalArgs, GlobalArgs & Record<string, unknown>> = {
   command: 'restore [backup-id]',
   describe:
     'Restore a backup (or a retained snapshot) into a DATA_DIR; the live one is moved aside, never deleted',
   builder: (yargs) =>
-    yargs
+    withGovernDbOptions(withDssTimeoutOptions(withJobsCheckOptions(yargs)), "the backup's dip.properties")
       .positional('backup-id', {
         type: 'string',
         describe: "The backup to restore ('dssnap list' shows them)",
@@ -32,25 +33,11 @@ export const restoreCommand: CommandModule<GlobalArgs, GlobalArgs & Record<strin
         type: 'boolean',
         describe: 'Govern: restore into a non-empty database (dumped aside first; one transaction)',
       })
-      .option('govern-db', {
-        type: 'string',
-        describe:
-          "Govern: target database postgresql://USER@HOST:PORT/DB (default: the backup's dip.properties)",
-      })
-      .option('govern-db-password-file', {
-        type: 'string',
-        describe: 'File holding its password (or DSSNAP_GOVERN_DB_PASSWORD); never a flag value',
-      })
       .option('start', {
         type: 'boolean',
         describe: 'Start DSS after the restore (default true; --no-start)',
       })
       .option('force', { type: 'boolean', describe: 'Stop a running DSS without the running-jobs check' })
-      .option('dss-url', { type: 'string', describe: 'DSS base URL for the running-jobs check' })
-      .option('dss-api-key-file', { type: 'string', describe: 'File holding the DSS API key' })
-      .option('wait-for-jobs', { type: 'string', describe: 'Wait up to this long for running jobs' })
-      .option('stop-timeout', { type: 'string', describe: 'How long bin/dss stop may take (default 3m)' })
-      .option('start-timeout', { type: 'string', describe: 'How long bin/dss start may take (default 5m)' })
       .option('installer-timeout', {
         type: 'string',
         describe: 'How long installer.sh may take (default 1h)',
