@@ -7,9 +7,7 @@ import type { Logger } from '../log.js';
 import { journalPath, leftoverJournals, readJournal } from '../procedure/journal.js';
 import { removeStaleLocksOf } from '../procedure/lock.js';
 import { isRunLive, type RecoveryResult, recoverJournal } from '../procedure/recover.js';
-import { loadProvider } from '../provider/registry.js';
-import { withRetries } from '../provider/retry.js';
-import type { SnapshotProvider } from '../provider/types.js';
+import { journaledProvider } from '../provider/journaled.js';
 import type { BackupJournalMeta } from './backup.js';
 import { undoHandlers } from './undo-steps.js';
 
@@ -45,23 +43,12 @@ async function recoverPath(stateDir: string, path: string, log: Logger): Promise
   }
   const meta = (start?.type === 'run-start' ? start.meta : {}) as unknown as BackupJournalMeta;
   const runLog = log.child({ runId: meta.runId, dataDir: meta.dataDir });
-  let provider: SnapshotProvider | undefined;
   const handlers = undoHandlers({
     log: runLog,
     runId: meta.runId,
     // Recovery must be able to start DSS even if DATA_DIR is half-broken: inspect lazily per handler.
     dataDir: await inspectDataDir(meta.dataDir),
-    provider: async () => {
-      if (!meta.provider) throw new Error('The journal names no provider');
-      provider ??= withRetries(
-        await loadProvider(meta.provider, {
-          stateDir: meta.stateDir ?? stateDir,
-          settings: meta.providerSettings,
-        }),
-        { log: runLog },
-      );
-      return provider;
-    },
+    provider: journaledProvider(meta, stateDir, runLog),
     startTimeoutMs: meta.startTimeoutMs ?? 300_000,
   });
   const result = await recoverJournal(path, handlers, runLog);

@@ -6,9 +6,7 @@ import type { Logger } from '../log.js';
 import { readJournal } from '../procedure/journal.js';
 import { removeStaleLocksOf } from '../procedure/lock.js';
 import { type RecoveryResult, recoverJournal } from '../procedure/recover.js';
-import { loadProvider } from '../provider/registry.js';
-import { withRetries } from '../provider/retry.js';
-import type { SnapshotProvider } from '../provider/types.js';
+import { journaledProvider } from '../provider/journaled.js';
 import type { RestoreJournalMeta } from './restore.js';
 import { restoreUndoHandlers } from './steps.js';
 
@@ -17,21 +15,10 @@ export async function recoverRestore(stateDir: string, path: string, log: Logger
   const start = readJournal(path)[0];
   const meta = (start?.type === 'run-start' ? start.meta : {}) as unknown as RestoreJournalMeta;
   const runLog = log.child({ runId: meta.runId, dataDir: meta.dataDir, command: 'restore' });
-  let provider: SnapshotProvider | undefined;
   const handlers = restoreUndoHandlers({
     log: runLog,
     runId: meta.runId,
-    provider: async () => {
-      if (!meta.provider) throw new Error('The journal names no provider');
-      provider ??= withRetries(
-        await loadProvider(meta.provider, {
-          stateDir: meta.stateDir ?? stateDir,
-          settings: meta.providerSettings,
-        }),
-        { log: runLog },
-      );
-      return provider;
-    },
+    provider: journaledProvider(meta, stateDir, runLog),
     startTimeoutMs: meta.startTimeoutMs ?? 300_000,
     stopTimeoutMs: meta.stopTimeoutMs ?? 180_000,
     env: process.env,

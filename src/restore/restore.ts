@@ -44,6 +44,7 @@ import {
 import { requireTool, run } from '../host/exec.js';
 import { mountReadOnly } from '../host/mounts.js';
 import type { Logger } from '../log.js';
+import { failRun } from '../procedure/fail-run.js';
 import { archiveJournal, createRunId, type Json, openJournal } from '../procedure/journal.js';
 import { type AcquiredLock, acquireLock } from '../procedure/lock.js';
 import { createRunner, type Runner } from '../procedure/runner.js';
@@ -159,16 +160,11 @@ export async function runRestore(options: RestoreOptions, deps: RestoreDeps): Pr
     try {
       outcome = await execute(options, plan, runner, { log, env, meta }, startedAt);
     } catch (error) {
-      const failure = deps.signal?.aborted
-        ? new DssnapError('INTERRUPTED', 'The restore was interrupted; everything it did was undone', {
-            cause: error,
-          })
-        : error;
-      const summary = await runner.finish(failure);
-      journal.close();
-      if (summary.undoFailures.length === 0) archiveJournal(journal.path);
-      else log.error({ journal: journal.path }, 'Some undo steps failed; run dssnap recover');
-      throw failure;
+      throw await failRun(runner, journal, error, {
+        what: 'restore',
+        log,
+        ...(deps.signal ? { signal: deps.signal } : {}),
+      });
     }
     const summary = await runner.finish();
     journal.close();
