@@ -32,6 +32,7 @@ export const fakeMethods = [
   'progress',
   'expose',
   'ensureReleased',
+  'checkExposure',
   'ensureDeleted',
   'retain',
   'list',
@@ -266,6 +267,13 @@ export async function createFakeProvider(options: ProviderOptions): Promise<Snap
       });
       if (!exposure) throw notFound('snapshot', snapshot.id);
       return exposure;
+    },
+
+    /** A `checkExposure` fault plays a snapshot that died under the copy (an overflowed LVM snapshot). */
+    async checkExposure(exposure: Exposure): Promise<void> {
+      await enter('checkExposure', exposure.snapshotId);
+      const state = await readFakeState(stateDir);
+      if (!state.snapshots[exposure.snapshotId]) throw notFound('snapshot', exposure.snapshotId);
     },
 
     async ensureReleased(exposure: Exposure): Promise<void> {

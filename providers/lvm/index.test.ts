@@ -136,11 +136,42 @@ describe('lvm provider settings', () => {
     );
   });
 
-  it('refuses fsfreeze as quiesce mode, saying why', () => {
-    const provider = createLvmProvider({ stateDir: tmpdir() });
+  const oneLv = [{ id: 'vg/data', mountPoint: '/data', relativePath: 'dss', fsType: 'xfs' }];
+  const twoLvs = [
+    ...oneLv,
+    { id: 'vg/datasets', mountPoint: '/data/dss/managed_datasets', relativePath: '', fsType: 'ext4' },
+  ];
 
-    expect(provider.defaultQuiesce).toBe('none');
-    expect(provider.supportedQuiesce.fsfreeze).toMatch(/lvcreate -s freezes each filesystem itself/);
+  it.each([
+    { volumes: oneLv, hint: /--quiesce none \(the default: lvcreate freezes the filesystem itself/ },
+    { volumes: twoLvs, hint: /--quiesce stop/ },
+  ])(
+    'refuses fsfreeze before Linux 6.8 ($volumes.length LV), naming the mode that works',
+    async ({ volumes, hint }) => {
+      const provider = createLvmProvider({ stateDir: tmpdir(), settings: { nestedFreeze: false } });
+
+      const checking = provider.checkQuiesce!(volumes, 'fsfreeze');
+
+      await expect(checking).rejects.toMatchObject({
+        code: 'UNSUPPORTED',
+        hint: expect.stringMatching(hint),
+      });
+      await expect(checking).rejects.toThrow(/lvcreate -s cannot snapshot a frozen filesystem/);
+    },
+  );
+
+  it('uses none by default, which a one-LV DATA_DIR takes on any kernel; two LVs need stop before 6.8', async () => {
+    const old = createLvmProvider({ stateDir: tmpdir(), settings: { nestedFreeze: false } });
+    const recent = createLvmProvider({ stateDir: tmpdir(), settings: { nestedFreeze: true } });
+
+    expect(old.defaultQuiesce).toBe('none');
+    await expect(old.checkQuiesce!(oneLv, 'none')).resolves.toBeUndefined();
+    await expect(old.checkQuiesce!(twoLvs, 'none')).rejects.toMatchObject({
+      hint: expect.stringContaining('--quiesce stop'),
+    });
+    await expect(old.checkQuiesce!(twoLvs, 'stop')).resolves.toBeUndefined();
+    await expect(recent.checkQuiesce!(twoLvs, 'none')).resolves.toBeUndefined();
+    await expect(recent.checkQuiesce!(twoLvs, 'fsfreeze')).resolves.toBeUndefined();
   });
 });
 

@@ -92,10 +92,6 @@ export function createLvmProvider(options: ProviderOptions): SnapshotProvider {
   const nestedFreeze = settings.nestedFreeze ?? supportsNestedFreeze();
   /** The quiesce mode preflight announced (checkQuiesce); a multi-LV set without nested freeze needs `stop`. */
   let plannedQuiesce: QuiesceMode | undefined;
-  /** Exposures of classic snapshots made here whose validity no one has checked since (see ensureReleased). */
-  const uncheckedExposures = new Set<string>();
-  /** Set once the core calls checkExposure itself: ensureReleased then leaves the check to it. */
-  let coreChecksExposures = false;
 
   /** The LV behind a mounted filesystem, or UNSUPPORTED saying which provider fits instead. */
   async function lvOfMount(mount: MountInfo, what: string): Promise<LogicalVolume> {
@@ -187,7 +183,20 @@ export function createLvmProvider(options: ProviderOptions): SnapshotProvider {
     volumes: readonly Volume[],
     quiesce: QuiesceMode | undefined,
   ): DssnapError | undefined {
-    if (volumes.length < 2 || nestedFreeze || quiesce === 'stop') return undefined;
+    if (quiesce === 'fsfreeze' && !nestedFreeze) {
+      return new DssnapError(
+        'UNSUPPORTED',
+        `--quiesce fsfreeze cannot be used with LVM on this kernel (Linux ${release()} < 6.8): lvcreate -s cannot snapshot a frozen filesystem (device-mapper's own freeze fails with EBUSY and leaves a half-made snapshot)`,
+        {
+          hint:
+            volumes.length > 1
+              ? 'Use --quiesce stop (DSS is stopped for the snapshot instant only): DATA_DIR spans several LVs.'
+              : 'Use --quiesce none (the default: lvcreate freezes the filesystem itself for the snapshot instant) or --quiesce stop.',
+          details: { volumes: volumes.map((v) => v.id), quiesce },
+        },
+      );
+    }
+    if (volumes.length < 2 || nestedFreeze || (quiesce ?? 'none') !== 'none') return undefined;
     return new DssnapError(
       'UNSUPPORTED',
       `DATA_DIR spans ${volumes.length} logical volumes (${volumes.map((v) => v.id).join(', ')}): one consistent snapshot set needs all their filesystems frozen across every lvcreate, and this kernel cannot snapshot a frozen filesystem (Linux ${release()} < 6.8: device-mapper's own freeze fails with EBUSY)`,
@@ -225,8 +234,8 @@ export function createLvmProvider(options: ProviderOptions): SnapshotProvider {
     supportedQuiesce: {
       none: true,
       stop: true,
-      fsfreeze:
-        'lvcreate -s freezes each filesystem itself; an fsfreeze around it makes lvcreate fail before Linux 6.8 (EBUSY, a half-made snapshot). Use none (the default), or stop',
+      // Only on Linux >= 6.8: checkQuiesce refuses it on older kernels, with a hint.
+      fsfreeze: true,
     },
     permissions: [],
 
@@ -318,7 +327,8 @@ export function createLvmProvider(options: ProviderOptions): SnapshotProvider {
         }
       };
       try {
-        if (planned.length > 1 && nestedFreeze && plannedQuiesce !== 'stop') {
+        // With --quiesce fsfreeze or stop the core already holds the writers still.
+        if (planned.length > 1 && nestedFreeze && (plannedQuiesce ?? 'none') === 'none') {
           // One instant for the whole set: every filesystem frozen across every lvcreate (Linux >= 6.8).
           await whileFrozen([...new Set(volumes.map((v) => v.mountPoint))], createAll, {
             maxPauseMs: settings.maxFreezeMs ?? 10_000,
@@ -355,7 +365,6 @@ export function createLvmProvider(options: ProviderOptions): SnapshotProvider {
       const thin = isThin(lv);
       // A thin snapshot is created inactive with the activation-skip flag: activate it with -K.
       if (thin && !isActive(lv)) await setActive(lv.fullName, true);
-      if (!thin) uncheckedExposures.add(lv.fullName);
       const tags = decodeTags(lv.tags);
       return {
         snapshotId: snapshot.id,
@@ -367,8 +376,6 @@ export function createLvmProvider(options: ProviderOptions): SnapshotProvider {
     },
 
     async checkExposure(exposure: Exposure): Promise<void> {
-      coreChecksExposures = true;
-      uncheckedExposures.delete(exposure.snapshotId);
       const lv = await findLv(exposure.snapshotId);
       if (!lv) {
         throw new DssnapError('NOT_FOUND', `The LVM snapshot ${exposure.snapshotId} does not exist`, {
@@ -382,10 +389,6 @@ export function createLvmProvider(options: ProviderOptions): SnapshotProvider {
       const lv = await findLv(exposure.snapshotId);
       if (!lv) return;
       if (isThin(lv) && isActive(lv)) await setActive(lv.fullName, false);
-      // Until the core checks exposures itself, the copy is judged here, once, when it is released.
-      if (!coreChecksExposures && uncheckedExposures.delete(lv.fullName) && isInvalidSnapshot(lv)) {
-        throw overflowError(lv);
-      }
     },
 
     async ensureDeleted(snapshot: Snapshot): Promise<void> {

@@ -26,6 +26,7 @@ import {
 import { whileFrozen } from '../host/fsfreeze.js';
 import { bindMountReadOnly, mountReadOnly } from '../host/mounts.js';
 import type { Logger } from '../log.js';
+import { failRun } from '../procedure/fail-run.js';
 import { archiveJournal, createRunId, type Json, openJournal } from '../procedure/journal.js';
 import { acquireLock } from '../procedure/lock.js';
 import { createRunner, type PlannedStep, type Runner } from '../procedure/runner.js';
@@ -39,6 +40,7 @@ import {
 } from '../provider/types.js';
 import { waitForSnapshotsReady } from '../provider/wait.js';
 import { type Destination, isWithin } from './destination.js';
+import { type ExposureWatch, unwatched, watchExposures } from './exposure-watch.js';
 import { type Preflight, preflight } from './preflight.js';
 import { recoverRun } from './recover.js';
 import {
@@ -55,6 +57,8 @@ export interface BackupDeps {
   signal?: AbortSignal;
   onProgress?: (progress: CopyProgress) => void;
   env?: NodeJS.ProcessEnv;
+  /** How often the exposed snapshots are checked during a copy (exposure-watch.ts); default 10 s. */
+  exposureCheckMs?: number;
 }
 
 export interface BackupResult {
@@ -97,16 +101,11 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
     try {
       manifest = await execute(options, plan, runner, { ...deps, log }, startedAt, extras);
     } catch (error) {
-      const failure = deps.signal?.aborted
-        ? new DssnapError('INTERRUPTED', 'The backup was interrupted; everything it did was undone', {
-            cause: error,
-          })
-        : error;
-      const summary = await runner.finish(failure);
-      journal.close();
-      if (summary.undoFailures.length === 0) archiveJournal(journal.path);
-      else log.error({ journal: journal.path }, 'Some undo steps failed; run dssnap recover');
-      throw failure;
+      throw await failRun(runner, journal, error, {
+        what: 'backup',
+        log,
+        ...(deps.signal ? { signal: deps.signal } : {}),
+      });
     }
     let manifestPath: string;
     try {
@@ -505,10 +504,12 @@ async function copyFromSnapshots(ctx: RunContext, snapshots: readonly Snapshot[]
   const [primary, ...nested] = volumesInMountOrder(plan.volumes, plan.dataDir.path);
   let source = '';
   let mounts = 0;
+  const exposures: Exposure[] = [];
   for (const volume of [primary!, ...nested]) {
     const snapshot = snapshots.find((s) => s.volumeId === volume.id);
     if (!snapshot) throw new DssnapError('PROVIDER_ERROR', `No snapshot was taken of volume ${volume.id}`);
     const exposure = await exposeStep(ctx, snapshot);
+    exposures.push(exposure);
     if (volume === primary) {
       if (exposure.directory) {
         source = join(exposure.directory, volume.relativePath);
@@ -529,7 +530,9 @@ async function copyFromSnapshots(ctx: RunContext, snapshots: readonly Snapshot[]
     );
     mounts++;
   }
-  const copy = await copyStep(ctx, source);
+  const watch = watchExposures(plan.provider!, exposures, ctx.deps.exposureCheckMs);
+  const copy = await copyStep(ctx, source, watch);
+  await watch.afterCopy(runner);
   for (let i = 0; i < mounts; i++) await runner.undoNow(StepKind.mount);
   for (let i = 0; i <= nested.length; i++) await runner.undoNow(StepKind.expose);
   return copy;
@@ -588,7 +591,11 @@ async function mountStep(ctx: RunContext, intent: MountIntent): Promise<void> {
   });
 }
 
-async function copyStep(ctx: RunContext, source: string): Promise<CopyResult> {
+async function copyStep(
+  ctx: RunContext,
+  source: string,
+  watch: ExposureWatch = unwatched,
+): Promise<CopyResult> {
   const { options, plan } = ctx;
   const destination = options.to!;
   const intent: CopyIntent = {
@@ -597,11 +604,12 @@ async function copyStep(ctx: RunContext, source: string): Promise<CopyResult> {
     backupId: ctx.backupId,
     ...(options.sshCommand ? { sshCommand: options.sshCommand } : {}),
   };
-  const result = await ctx.runner.step({
+  const result = await ctx.runner.step<CopyResult>({
     kind: StepKind.copy,
     title: `Copy ${source} to ${destination} (${options.format === 'rsync' ? `rsync generation${plan.previousGeneration ? ` linked to ${plan.previousGeneration}` : ', first full copy'}` : `tar + ${options.compression}`})`,
     intent: intent as unknown as Json,
-    run: (signal) =>
+    // A snapshot that dies under the copy stops it (exposure-watch.ts).
+    run: watch.guard((signal) =>
       options.format === 'rsync'
         ? createGeneration({
             source,
@@ -624,6 +632,7 @@ async function copyStep(ctx: RunContext, source: string): Promise<CopyResult> {
             signal,
             log: ctx.deps.log,
           }),
+    ),
     record: (result) => ({ location: result.location }),
     undo: (result) => ctx.undo(StepKind.copy, intent)(result ? { location: result.location } : undefined),
     preview: () => ({
@@ -641,6 +650,7 @@ async function copyStep(ctx: RunContext, source: string): Promise<CopyResult> {
       catalogDir: manifestDir(options, plan.destination),
       tree: source,
       source: 'snapshot',
+      ...(plan.previousGeneration ? { previousBackupId: plan.previousGeneration } : {}),
       skip: excludedTopLevel(plan.exclusions.patterns),
     });
   }

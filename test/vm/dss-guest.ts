@@ -77,13 +77,18 @@ export async function dssState(vm: Vm, dataDir: string): Promise<'running' | 'st
 export function dssnapInVm(
   vm: Vm,
   args: readonly string[],
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; pathPrefix?: string } = {},
 ): Promise<GuestResult> {
   return vm.exec('node', [guestCli, ...args], {
-    env: { DSSNAP_LOG_LEVEL: 'warn' },
+    env: { DSSNAP_LOG_LEVEL: 'warn', ...guestPath(options.pathPrefix) },
     reject: false,
     timeoutMs: options.timeoutMs ?? 300_000,
   });
+}
+
+/** PATH for a guest command with `prefix` (fault shims) first. */
+export function guestPath(prefix: string | undefined): { PATH?: string } {
+  return prefix ? { PATH: `${prefix}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` } : {};
 }
 
 /** Parse the `--json` result a dssnap command printed. */
@@ -127,32 +132,6 @@ export async function compareGuestTrees(
   } finally {
     await Promise.all([treeA.dispose(), treeB.dispose()]);
   }
-}
-
-/**
- * A writer that waits until a snapshot is mounted under `mountRoot` (the copy is about to start), then
- * changes the origin DATA_DIR: `script` runs in a loop until `stop()`. Returns how many rounds ran.
- */
-export async function writerDuringCopy(
-  vm: Vm,
-  mountRoot: string,
-  script: string,
-): Promise<{ stop(): Promise<number> }> {
-  const stopFile = `/run/stop-writer-${Date.now()}`;
-  const process = await vm.spawn('/bin/sh', [
-    '-c',
-    `until grep -q " ${mountRoot}/" /proc/mounts; do [ -e ${stopFile} ] && exit 0; sleep 0.05; done
-     rounds=0
-     while [ ! -e ${stopFile} ]; do ${script}; rounds=$((rounds + 1)); sleep 0.1; done
-     echo $rounds`,
-  ]);
-  return {
-    async stop() {
-      await vm.sh(`touch ${stopFile}`);
-      const result = await process.wait();
-      return Number(result.stdout.trim() || 0);
-    },
-  };
 }
 
 /** `dssnap backup` in the agent's warm process (guest-backup.ts); `flags` as backupOptionsSchema names them. */

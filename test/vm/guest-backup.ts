@@ -21,6 +21,8 @@ export interface GuestRunOptions {
   pathPrefix?: string;
   /** Where the run's log goes (JSON lines); default: nowhere. */
   logFile?: string;
+  /** How often the snapshots are checked during the copy (BackupDeps.exposureCheckMs). */
+  exposureCheckMs?: number;
 }
 
 /** `dssnap backup` with these flags (camelCase, as `backupOptionsSchema` names them). Never throws. */
@@ -31,7 +33,10 @@ export async function backup(
   return withPath(options.pathPrefix, async () => {
     try {
       const parsed = resolveOptions(backupOptionsSchema, { flags });
-      const result = await runBackup(parsed, { log: logger(options.logFile) });
+      const result = await runBackup(parsed, {
+        log: logger(options.logFile),
+        ...(options.exposureCheckMs ? { exposureCheckMs: options.exposureCheckMs } : {}),
+      });
       return { ok: true, exitCode: result.exitCode, manifest: result.manifest };
     } catch (error) {
       return {

@@ -1,6 +1,6 @@
 /**
  * LVM set-ups inside the test VM, as shell run by the guest (native tools: cheap under TCG). The scratch
- * disk is /dev/vda; everything made here lives and dies with the VM.
+ * disks are /dev/vda, /dev/vdb…; everything made here lives and dies with the VM.
  */
 import type { Vm } from './vm.js';
 
@@ -36,13 +36,35 @@ export async function createThinPool(vm: Vm, vg: string, name: string, sizeMb: n
   await vm.sh(`lvcreate -q -y --type thin-pool -L ${sizeMb}M -n ${name} ${vg}`);
 }
 
-/** `vg/lv` of every LV carrying a dssnap tag (what a run or a suite left behind), sorted. */
-export async function dssnapLvs(vm: Vm): Promise<string[]> {
-  const { stdout } = await vm.exec('lvs', ['--noheadings', '-o', 'vg_name,lv_name,lv_tags']);
+/**
+ * A volume group on `disk` and its filesystem LVs, made and mounted in order (outer mounts first); the
+ * LVs marked `thin` go in a thin pool `pool` of `poolMb`.
+ */
+export async function setUpVolumes(
+  vm: Vm,
+  vg: string,
+  disk: string,
+  lvs: ReadonlyArray<Omit<FilesystemLv, 'vg' | 'thinPool'> & { thin?: boolean }>,
+  poolMb = 128,
+): Promise<void> {
+  await setUpVolumeGroup(vm, vg, disk);
+  if (lvs.some((lv) => lv.thin)) await createThinPool(vm, vg, 'pool', poolMb);
+  for (const { thin, ...lv } of lvs)
+    await createFilesystemLv(vm, { vg, ...lv, ...(thin ? { thinPool: 'pool' } : {}) });
+}
+
+/** `vg/lv` of every LV carrying a dssnap tag (what a run or a suite left behind), in `vg` or all, sorted. */
+export async function dssnapLvs(vm: Vm, vg?: string): Promise<string[]> {
+  const { stdout } = await vm.exec('lvs', [
+    '--noheadings',
+    '-o',
+    'vg_name,lv_name,lv_tags',
+    ...(vg ? [vg] : []),
+  ]);
   return stdout
     .split('\n')
     .map((line) => line.trim().split(/\s+/))
     .filter(([, , tags]) => (tags ?? '').split(',').some((tag) => tag.startsWith('dssnap-')))
-    .map(([vg, name]) => `${vg}/${name}`)
+    .map(([name, lv]) => `${name}/${lv}`)
     .sort();
 }

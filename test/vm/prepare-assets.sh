@@ -25,10 +25,11 @@ package=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux
 [ -n "$package" ] || fail "cannot tell which kernel package linux-image-amd64 depends on (run apt-get update first)"
 version=$(apt-cache show "$package" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
 [ -n "$version" ] || fail "apt-cache knows no version of $package"
-stamp="$package $version $(sha256sum "$init_script" | cut -c1-16) $(sha256sum /bin/busybox | cut -c1-16)"
+kernel_stamp="$package $version"
+initrd_stamp="$(cat "$init_script" /bin/busybox | sha256sum | cut -c1-16) ${root_modules[*]}"
 
 dir="$cache/$package"
-if [ -f "$dir/ready" ] && [ "$(cat "$dir/ready")" = "$stamp" ]; then
+if [ -f "$dir/ready" ] && [ "$(cat "$dir/ready")" = "$kernel_stamp $initrd_stamp" ]; then
   echo "$dir/assets.json"
   exit 0
 fi
@@ -36,16 +37,22 @@ fi
 mkdir -p "$cache"
 work=$(mktemp -d "$cache/.prepare-XXXXXX")
 trap 'rm -rf "$work"' EXIT
-(
-  cd "$work"
-  # The _apt sandbox user may not be able to write here (nor to /tmp on some hosts): download as root.
-  apt-get download -q -o APT::Sandbox::User=root "$package" >/dev/null
-)
-mkdir -p "$work/root"
-dpkg-deb -x "$work"/*.deb "$work/root"
-kernel_version=$(ls "$work/root/lib/modules")
-[ -n "$kernel_version" ] && [ -f "$work/root/boot/vmlinuz-$kernel_version" ] || fail "unexpected layout in $package"
-depmod -b "$work/root" "$kernel_version"
+# The unpacked kernel is reused when only the initramfs changed (no download then).
+if [ -f "$dir/kernel-ready" ] && [ "$(cat "$dir/kernel-ready")" = "$kernel_stamp" ]; then
+  root="$dir/root"
+else
+  (
+    cd "$work"
+    # The _apt sandbox user may not be able to write here (nor to /tmp on some hosts): download as root.
+    apt-get download -q -o APT::Sandbox::User=root "$package" >/dev/null
+  )
+  root="$work/root"
+  mkdir -p "$root"
+  dpkg-deb -x "$work"/*.deb "$root"
+fi
+kernel_version=$(ls "$root/lib/modules")
+[ -n "$kernel_version" ] && [ -f "$root/boot/vmlinuz-$kernel_version" ] || fail "unexpected layout in $package"
+[ "$root" = "$dir/root" ] || depmod -b "$root" "$kernel_version"
 
 # The initramfs: busybox, the root-mounting modules in dependency order, the init script.
 initrd="$work/initrd"
@@ -55,7 +62,7 @@ cp "$init_script" "$initrd/init"
 chmod 755 "$initrd/init"
 : >"$initrd/modules/order"
 for module in "${root_modules[@]}"; do
-  modprobe -d "$work/root" -S "$kernel_version" --show-depends "$module" | while read -r verb path _; do
+  modprobe -d "$root" -S "$kernel_version" --show-depends "$module" | while read -r verb path _; do
     [ "$verb" = insmod ] || continue
     name=$(basename "$path")
     if ! grep -qx "$name" "$initrd/modules/order"; then
@@ -66,9 +73,13 @@ for module in "${root_modules[@]}"; do
 done
 (cd "$initrd" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$work/initramfs.gz")
 
-rm -rf "$dir"
-mkdir -p "$dir"
-mv "$work/root" "$dir/root"
+rm -f "$dir/ready"
+if [ "$root" != "$dir/root" ]; then
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  mv "$root" "$dir/root"
+  echo "$kernel_stamp" >"$dir/kernel-ready"
+fi
 mv "$work/initramfs.gz" "$dir/initramfs.gz"
 cat >"$dir/assets.json" <<JSON
 {
@@ -80,5 +91,5 @@ cat >"$dir/assets.json" <<JSON
   "modulesDir": "$dir/root/lib/modules"
 }
 JSON
-echo "$stamp" >"$dir/ready"
+echo "$kernel_stamp $initrd_stamp" >"$dir/ready"
 echo "$dir/assets.json"

@@ -1,8 +1,9 @@
 /**
  * The LVM test VM (DESIGN.md §3): this machine's kernel has no device-mapper, so tests that need real
  * LVM boot a small qemu VM — a Debian kernel, the host root shared read-only over 9p under an overlay,
- * a scratch disk — and run things inside it through the guest agent (protocol.ts). Boot it once per
- * test file (`beforeAll`), run many cases in it, `dispose()` it in `afterAll`.
+ * scratch disks — and run things inside it through the guest agent (protocol.ts). A boot and Node's
+ * start in the guest cost tens of seconds under TCG: boot it once (`beforeAll`) for many cases — all
+ * LVM suites share one (test/integration/lvm.test.ts) — and `dispose()` it in `afterAll`.
  *
  *     const vm = await bootVm();
  *     await vm.sh('pvcreate /dev/vda && vgcreate vg /dev/vda');
@@ -45,10 +46,13 @@ export interface VmAssets {
 }
 
 export interface BootOptions {
-  /** Guest memory; default 2048. */
+  /** Guest memory; default 1024 (the guest's root overlay is a tmpfs: keep big files on the disks). */
   memoryMb?: number;
-  /** Size of the sparse scratch disk, /dev/vda in the guest; default 4096. */
-  diskMb?: number;
+  /**
+   * Sizes of the sparse scratch disks, /dev/vda, /dev/vdb… in the guest; default one of 4096. Suites
+   * sharing a VM each take their own disk (their own volume group).
+   */
+  disksMb?: readonly number[];
   /** From qemu's start to the agent's hello; default 180 s (TCG on a busy 2-core host). */
   bootTimeoutMs?: number;
   /** Where prepare-assets.sh keeps the kernel and initramfs; default $DSSNAP_VM_CACHE or /var/cache/dssnap-vm. */
@@ -178,16 +182,20 @@ export async function bootVm(options: BootOptions = {}): Promise<Vm> {
   const work = await mkdtemp(join(tmpdir(), 'dssnap-vm-'));
   const shared = join(work, 'shared');
   await mkdir(shared);
-  const disk = join(work, 'scratch.img');
-  const handle = await open(disk, 'w');
-  await handle.truncate((options.diskMb ?? 4096) * 1024 * 1024);
-  await handle.close();
+  const disks: string[] = [];
+  for (const [i, sizeMb] of (options.disksMb ?? [4096]).entries()) {
+    const disk = join(work, `scratch${i}.img`);
+    const handle = await open(disk, 'w');
+    await handle.truncate(sizeMb * 1024 * 1024);
+    await handle.close();
+    disks.push(disk);
+  }
   const socketPath = join(work, 'agent.sock');
   const consolePath = join(work, 'console.log');
   const accel = chooseAccel();
   const ninep = 'security_model=passthrough,multidevs=remap';
   const args = [
-    ...['-machine', 'q35', '-smp', '2', '-m', String(options.memoryMb ?? 2048)],
+    ...['-machine', 'q35', '-smp', '2', '-m', String(options.memoryMb ?? 1024)],
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
     ...['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
     ...['-kernel', assets.kernel, '-initrd', assets.initramfs],
@@ -203,8 +211,10 @@ export async function bootVm(options: BootOptions = {}): Promise<Vm> {
     ...['-device', 'virtio-9p-pci,fsdev=project,mount_tag=project'],
     ...['-fsdev', `local,id=run,path=${shared},${ninep}`],
     ...['-device', 'virtio-9p-pci,fsdev=run,mount_tag=run'],
-    ...['-drive', `file=${disk},if=none,id=scratch,format=raw,cache=unsafe,discard=unmap`],
-    ...['-device', 'virtio-blk-pci,drive=scratch,serial=scratch'],
+    ...disks.flatMap((disk, i) => [
+      ...['-drive', `file=${disk},if=none,id=scratch${i},format=raw,cache=unsafe,discard=unmap`],
+      ...['-device', `virtio-blk-pci,drive=scratch${i},serial=scratch${i}`],
+    ]),
     ...['-device', 'virtio-serial-pci'],
     ...['-chardev', `socket,id=agent,path=${socketPath},server=on,wait=off`],
     ...['-device', `virtserialport,chardev=agent,name=${agentPortName}`],
