@@ -106,13 +106,20 @@ export function stagingPath(target: RestoreTarget, runId: string): string {
   return join(target.parent, `.dssnap-restore-${basename(target.path)}-${runId}`);
 }
 
-/** `DATA_DIR.before-restore-20250101T093000Z`: where the live DATA_DIR goes. */
+/**
+ * `DATA_DIR.before-restore-20250101T093000Z`: where the live DATA_DIR goes — a name nothing holds yet
+ * (`…Z-2`, `…Z-3` after a restore in the same second), so an earlier restore's aside copy is never
+ * replaced, nor mistaken for this run's by its undo.
+ */
 export function asidePath(target: RestoreTarget, when: Date): string {
   const stamp = when
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z');
-  return `${target.path}.before-restore-${stamp}`;
+  const base = `${target.path}.before-restore-${stamp}`;
+  let path = base;
+  for (let n = 2; existsSync(path); n++) path = `${base}-${n}`;
+  return path;
 }
 
 /**
