@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { DescribeVolumesCommand, type Volume as Ec2Volume } from '@aws-sdk/client-ec2';
 import { DssnapError } from '../../src/errors.js';
 import { mountsBelow } from '../../src/host/mounts.js';
-import { findMount, type MountInfo } from '../../src/provider/find-mount.js';
+import { findMount, type MountInfo, realDataDir } from '../../src/provider/find-mount.js';
 import type { Volume } from '../../src/provider/types.js';
 import type { AwsContext } from './context.js';
 import { type DeviceIdentity, deviceLetters, diskOf, nvmeLinkName, volumeOfDevice } from './devices.js';
@@ -19,9 +19,7 @@ import { describeInstance } from './resources.js';
 /** The volumes holding `dataDir`, the one holding DATA_DIR itself first. */
 export async function locateVolumes(ctx: AwsContext, dataDir: string): Promise<Volume[]> {
   const { settings } = ctx;
-  const path = await realpath(dataDir).catch(() => {
-    throw new DssnapError('NOT_A_DATA_DIR', `DATA_DIR '${dataDir}' does not exist`, { details: { dataDir } });
-  });
+  const path = await realDataDir(dataDir);
   const me = await ctx.identity();
   const primary = await findMount(path);
   if (!primary.device.startsWith('/dev/')) {

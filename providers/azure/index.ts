@@ -7,7 +7,7 @@
  * `list` and `orphans` filter the resource group's snapshots and disks here.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, realpath } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { Agent } from 'node:https';
 import { relative } from 'node:path';
 import { rootCertificates } from 'node:tls';
@@ -15,7 +15,7 @@ import type { TokenCredential } from '@azure/identity';
 import { DssnapError } from '../../src/errors.js';
 import { mountPointsOf } from '../../src/host/device-mounts.js';
 import { ensureUnmounted, mountsBelow } from '../../src/host/mounts.js';
-import { findMount, type MountInfo } from '../../src/provider/find-mount.js';
+import { findMount, type MountInfo, realDataDir } from '../../src/provider/find-mount.js';
 import { matchesSelector, newestFirst, orphanSnapshots, ownedTags } from '../../src/provider/tags.js';
 import {
   type Exposure,
@@ -290,12 +290,7 @@ export function createAzureProvider(
     permissions: azurePermissions,
 
     async locate(dataDir: string): Promise<Volume[]> {
-      const path = await realpath(dataDir).catch((error: unknown) => {
-        throw new DssnapError('NOT_A_DATA_DIR', `DATA_DIR '${dataDir}' does not exist`, {
-          details: { dataDir },
-          cause: error,
-        });
-      });
+      const path = await realDataDir(dataDir);
       // With explicit `disks`, IMDS is optional (it may be blocked); otherwise it maps LUNs to disks.
       const vm = await metadata().catch((error: unknown) => {
         if (overridesOf.length > 0) return undefined;

@@ -5,12 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, realpath } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { DssnapError, isDssnapError } from '../../src/errors.js';
 import { CommandError } from '../../src/host/exec.js';
-import { findMount, listMounts, type MountInfo } from '../../src/provider/find-mount.js';
+import { findMount, listMounts, type MountInfo, realDataDir } from '../../src/provider/find-mount.js';
 import { parseProviderSettings } from '../../src/provider/settings.js';
 import { isRetained, matchesSelector, newestFirst, ownedTags } from '../../src/provider/tags.js';
 import {
@@ -92,11 +92,7 @@ export function createBtrfsProvider(options: ProviderOptions): SnapshotProvider 
     permissions: [],
 
     async locate(dataDir: string): Promise<Volume[]> {
-      const path = await realpath(dataDir).catch(() => {
-        throw new DssnapError('NOT_A_DATA_DIR', `DATA_DIR '${dataDir}' does not exist`, {
-          details: { dataDir },
-        });
-      });
+      const path = await realDataDir(dataDir);
       const mount = await findMount(path);
       if (mount.fsType !== 'btrfs') {
         throw new DssnapError(

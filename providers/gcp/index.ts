@@ -12,12 +12,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { realpath } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { DssnapError } from '../../src/errors.js';
 import { mountPointsOf } from '../../src/host/device-mounts.js';
 import { ensureUnmounted, mountsBelow } from '../../src/host/mounts.js';
-import { findMount, type MountInfo } from '../../src/provider/find-mount.js';
+import { findMount, type MountInfo, realDataDir } from '../../src/provider/find-mount.js';
 import { parseProviderSettings } from '../../src/provider/settings.js';
 import { matchesSelector, newestFirst, orphanSnapshots, ownedTags } from '../../src/provider/tags.js';
 import {
@@ -387,11 +386,7 @@ export function createGcpProvider(options: ProviderOptions): GcpProvider {
     apiCalls: () => loaded?.callCounts() ?? {},
 
     async locate(dataDir: string): Promise<Volume[]> {
-      const path = await realpath(dataDir).catch(() => {
-        throw new DssnapError('NOT_A_DATA_DIR', `DATA_DIR '${dataDir}' does not exist`, {
-          details: { dataDir },
-        });
-      });
+      const path = await realDataDir(dataDir);
       const me = await identity();
       const primary = await findMount(path);
       if (!primary.device.startsWith('/dev/')) {

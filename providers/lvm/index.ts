@@ -7,7 +7,7 @@
  * exposure is the snapshot LV's device, which the core mounts read-only.
  */
 import { randomBytes } from 'node:crypto';
-import { realpath, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join, relative } from 'node:path';
 import { z } from 'zod';
@@ -16,7 +16,7 @@ import { findTool, run } from '../../src/host/exec.js';
 import { whileFrozen } from '../../src/host/fsfreeze.js';
 import { mountsBelow } from '../../src/host/mounts.js';
 import { silentLogger } from '../../src/log.js';
-import { findMount, type MountInfo } from '../../src/provider/find-mount.js';
+import { findMount, type MountInfo, realDataDir } from '../../src/provider/find-mount.js';
 import { parseProviderSettings } from '../../src/provider/settings.js';
 import { isRetained, matchesSelector, newestFirst, ownedTags } from '../../src/provider/tags.js';
 import {
@@ -240,11 +240,7 @@ export function createLvmProvider(options: ProviderOptions): SnapshotProvider {
     permissions: [],
 
     async locate(dataDir: string): Promise<Volume[]> {
-      const path = await realpath(dataDir).catch(() => {
-        throw new DssnapError('NOT_A_DATA_DIR', `DATA_DIR '${dataDir}' does not exist`, {
-          details: { dataDir },
-        });
-      });
+      const path = await realDataDir(dataDir);
       const mount = await findMount(path);
       const primary = await lvOfMount(mount, `DATA_DIR '${dataDir}'`);
       const inFilesystem = join(mount.fsRoot, relative(mount.target, path));

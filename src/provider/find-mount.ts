@@ -3,6 +3,7 @@
  * providers that need the filesystem's type, root and UUID.
  */
 import { existsSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import { DssnapError } from '../errors.js';
 import { run } from '../host/exec.js';
 
@@ -19,6 +20,19 @@ export interface MountInfo {
   uuid: string;
   /** The path inside the filesystem that is mounted at `target` (`/` unless a subvolume or bind). */
   fsRoot: string;
+}
+
+/**
+ * DATA_DIR's real path, as every provider's `locate` starts: NOT_A_DATA_DIR (exit 3) when it does not
+ * exist, rather than a findmnt error later. Changes nothing.
+ */
+export async function realDataDir(dataDir: string): Promise<string> {
+  return realpath(dataDir).catch((error: unknown) => {
+    throw new DssnapError('NOT_A_DATA_DIR', `DATA_DIR '${dataDir}' does not exist`, {
+      details: { dataDir },
+      cause: error,
+    });
+  });
 }
 
 /** The mount holding `path`. Throws NOT_FOUND when the path does not exist. Changes nothing. */
