@@ -10,7 +10,15 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Json } from '../procedure/journal.js';
 import type { Runner } from '../procedure/runner.js';
-import { type IndexStats, indexFileName, readIndex, walkArchive, walkTree, writeIndex } from './hashes.js';
+import {
+  emptyIndexStats,
+  type IndexStats,
+  indexFileName,
+  readIndex,
+  walkArchive,
+  walkTree,
+  writeIndex,
+} from './hashes.js';
 import type { Manifest, ManifestFileIndex } from './manifest.js';
 
 export const hashStepKind = 'hash-files';
@@ -69,32 +77,14 @@ export async function hashFilesStep(input: HashStepInput): Promise<ManifestFileI
             ...(input.skip ? { skip: input.skip } : {}),
           });
       await writeIndex(path, entries);
-      const s = stats!;
-      return {
-        index: name,
-        algorithm: 'sha256' as const,
-        source: input.source,
-        entries: s.entries,
-        files: s.files,
-        bytes: s.bytes,
-        hashedFiles: s.hashedFiles,
-        hashedBytes: s.hashedBytes,
-        reusedFiles: s.reusedFiles,
-        durationMs: s.durationMs,
-      };
+      return { index: name, algorithm: 'sha256' as const, source: input.source, ...stats! };
     },
     undo: () => removeIndexFile(intent),
     preview: () => ({
       index: name,
       algorithm: 'sha256' as const,
       source: input.source,
-      entries: 0,
-      files: 0,
-      bytes: 0,
-      hashedFiles: 0,
-      hashedBytes: 0,
-      reusedFiles: 0,
-      durationMs: 0,
+      ...emptyIndexStats(),
     }),
   });
 }

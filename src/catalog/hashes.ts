@@ -63,6 +63,11 @@ export interface IndexStats {
   durationMs: number;
 }
 
+/** The counters of a pass that has read nothing yet. */
+export function emptyIndexStats(): IndexStats {
+  return { entries: 0, files: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, reusedFiles: 0, durationMs: 0 };
+}
+
 export const indexFormat = { format: 'dssnap-file-index', version: 1, algorithm: 'sha256' } as const;
 
 /** `<catalogDir>/<backupId>.files.jsonl.gz`. */
@@ -122,15 +127,7 @@ export async function* walkTree(root: string, options: WalkOptions = {}): AsyncG
   if (!rootStats?.isDirectory()) {
     throw new DssnapError('NOT_FOUND', `${root} does not exist or is not a directory`, { details: { root } });
   }
-  const stats: IndexStats = {
-    entries: 0,
-    files: 0,
-    bytes: 0,
-    hashedFiles: 0,
-    hashedBytes: 0,
-    reusedFiles: 0,
-    durationMs: 0,
-  };
+  const stats = emptyIndexStats();
   const previous = options.previous ? mergeCursor(options.previous) : undefined;
   const window = options.window ?? 1024;
   const queue: Promise<IndexEntry>[] = [];
@@ -214,15 +211,7 @@ export async function* walkArchive(
   options: { signal?: AbortSignal; onStats?: (stats: IndexStats) => void } = {},
 ): AsyncGenerator<IndexEntry> {
   const started = performance.now();
-  const stats: IndexStats = {
-    entries: 0,
-    files: 0,
-    bytes: 0,
-    hashedFiles: 0,
-    hashedBytes: 0,
-    reusedFiles: 0,
-    durationMs: 0,
-  };
+  const stats = emptyIndexStats();
   // The reader pushes, the generator pulls: a bounded hand-over keeps memory constant.
   const channel = createChannel<IndexEntry>();
   const controller = new AbortController();
