@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { catalogDir, readManifests } from '../catalog/manifest.js';
+import { catalogDir, type Manifest, readManifests } from '../catalog/manifest.js';
 import type { BackupOptions } from '../config.js';
 import { measureExclusions, type ResolvedExclusions, resolveExclusions } from '../dss/exclusions.js';
 import { readApiKey, waitForNoRunningWork } from '../dss/jobs.js';
@@ -118,15 +118,13 @@ export async function preflight(options: BackupOptions, deps: PreflightDeps): Pr
       previousGeneration = remote.at(-1)?.id;
     }
     if (destination.kind === 'local') {
-      if (options.format === 'rsync')
-        previousGeneration = await previousGenerationOf(destination.path, dataDir.path);
+      const previous =
+        options.format === 'rsync' ? await previousGenerationOf(destination.path, dataDir.path) : undefined;
+      previousGeneration = previous?.id;
       if (!options.force) {
         // An incremental run takes the size from the previous generation's manifest: walking a
         // million-file DATA_DIR only to estimate 10 % of it costs more than the rsync that follows.
-        const cataloged = previousGeneration
-          ? await catalogedBytes(destination.path, previousGeneration)
-          : undefined;
-        estimatedBytes = cataloged ?? (await copiedBytes(dataDir.path, exclusions));
+        estimatedBytes = previous?.stats.totalBytes || (await copiedBytes(dataDir.path, exclusions));
         await checkFreeSpace(
           destination.path,
           neededBytes(estimatedBytes, options.format, previousGeneration),
@@ -173,22 +171,16 @@ async function checkMountsCovered(
 }
 
 /**
- * The newest catalogued rsync generation of this DATA_DIR that is still on disk: the base the next one
- * hard-links to. Only catalogued generations count — never a stray directory (lost+found) or the copy
- * of a failed run.
+ * The manifest of the newest catalogued rsync generation of this DATA_DIR still on disk: the base the
+ * next one hard-links to. Only catalogued generations count — never a stray directory (lost+found) or
+ * the copy of a failed run.
  */
-async function previousGenerationOf(destination: string, dataDir: string): Promise<string | undefined> {
+async function previousGenerationOf(destination: string, dataDir: string): Promise<Manifest | undefined> {
   const manifests = await readManifests(catalogDir(destination));
   const candidates = manifests.filter(
     (m) => m.dataDir === dataDir && m.copy?.format === 'rsync' && existsSync(join(destination, m.id)),
   );
-  return candidates.at(-1)?.id;
-}
-
-/** What the previous generation `id` held, from its manifest; undefined when it cannot be read. */
-async function catalogedBytes(destination: string, id: string): Promise<number | undefined> {
-  const manifests = await readManifests(catalogDir(destination)).catch(() => []);
-  return manifests.find((m) => m.id === id)?.stats.totalBytes || undefined;
+  return candidates.at(-1);
 }
 
 /** Size of DATA_DIR less its excluded class folders (user patterns are not measured). */
